@@ -1,0 +1,5 @@
+"""Allow ``python -m pulseletter``."""
+
+from pulseletter.cli import main
+
+main()

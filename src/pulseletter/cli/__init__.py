@@ -1,0 +1,77 @@
+"""The ``pulseletter`` command: a thin shell that parses input, calls a use case, shows the result.
+
+A ``PulseletterError`` becomes one readable message and its exit code (2 for configuration);
+anything else is a bug and prints its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from pulseletter import __version__
+from pulseletter.cli.common import CliState
+from pulseletter.errors import PulseletterError
+
+
+class PulseletterGroup(click.Group):
+    """Turns library errors into clean exits for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PulseletterError as exc:
+            state = ctx.obj if isinstance(ctx.obj, CliState) else None
+            if state is not None and state.verbose:
+                traceback.print_exc()
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=PulseletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pulseletter")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="PULSELETTER_CONFIG",
+    help="config.toml to use (default: $PULSELETTER_CONFIG, then ./config.toml).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging and tracebacks on errors.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """pulseletter: compose and send a weekly email newsletter.
+
+    \b
+    Examples:
+      pulseletter demo                      # the whole path on sample data
+      pulseletter --config site/config.toml issue send
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
+    logging.getLogger("alembic").setLevel(logging.INFO if verbose else logging.WARNING)
+    ctx.obj = CliState(config_path=config_path, verbose=verbose)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _register() -> None:
+    from pulseletter.cli import content, issue, serve, setup, subscribers
+
+    for module in (setup, content, issue, subscribers, serve):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="pulseletter")

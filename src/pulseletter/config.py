@@ -1,0 +1,436 @@
+"""Load config.toml plus PULSELETTER_* environment overrides into frozen, typed settings.
+
+Lookup order: ``--config PATH``, then ``$PULSELETTER_CONFIG``, then ``./config.toml``; with
+none of them the embedded defaults apply. Every problem found is collected and raised as one
+``ConfigError`` naming the key path and the file, so a user fixes them all in one go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+import zoneinfo
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from pulseletter.errors import ConfigError
+
+ENV_PREFIX = "PULSELETTER_"
+Validator = Callable[[Any], str | None]
+
+
+def _secret(default: str = "") -> Any:
+    return field(default=default, metadata={"secret": True})
+
+
+def _check(fn: Validator, default: Any) -> Any:
+    return field(default=default, metadata={"check": fn})
+
+
+def _choice(*allowed: str) -> Validator:
+    return lambda v: None if v in allowed else f"must be one of {', '.join(allowed)}"
+
+
+def _port(v: int) -> str | None:
+    return None if 1 <= v <= 65535 else "must be a port number between 1 and 65535"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be greater than 0"
+
+
+def _non_negative(v: float) -> str | None:
+    return None if v >= 0 else "must be 0 or more"
+
+
+def _timezone(v: str) -> str | None:
+    try:
+        zoneinfo.ZoneInfo(v)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {v!r}"
+    return None
+
+
+def _address(v: str) -> str | None:
+    if not v:
+        return None
+    try:
+        validate_email(v, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return f"{v!r} is not an email address ({exc})"
+    return None
+
+
+def _http_url(v: str) -> str | None:
+    if v.startswith(("http://", "https://")) and "://" in v and len(v.split("://", 1)[1]) > 0:
+        return None
+    return f"{v!r} must be an absolute http(s) URL"
+
+
+def _weekday_time(v: str) -> str | None:
+    from pulseletter.schedule_spec import parse_send_spec
+
+    try:
+        parse_send_spec(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _optional_time(v: str) -> str | None:
+    return None if not v else _weekday_time(v)
+
+
+@dataclass(frozen=True)
+class NewsletterSettings:
+    """Who the newsletter is and who it comes from."""
+
+    name: str = "The Weekly Pulse"
+    from_name: str = "The Weekly Pulse"
+    from_address: str = _check(_address, "newsletter@pulse.example.com")
+    reply_to: str = _check(_address, "")
+    postal_address: str = "The Weekly Pulse, 1 Example Street, Exampletown"
+    language: str = "en"
+
+
+@dataclass(frozen=True)
+class ThemeSettings:
+    """Colours, logo and fonts of the email."""
+
+    logo_url: str = ""
+    brand_color: str = "#1f3a5f"
+    accent_color: str = "#e4572e"
+    text_color: str = "#1b1b1b"
+    background_color: str = "#f4f5f7"
+    fonts: dict[str, str] = field(default_factory=dict)
+    font_family: str = "Helvetica, Arial, sans-serif"
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///subscribers.db"
+    busy_timeout_ms: int = _check(_non_negative, 5000)
+
+
+@dataclass(frozen=True)
+class TemplateSettings:
+    dir: str = ""
+
+
+@dataclass(frozen=True)
+class ContentSettings:
+    dir: str = "content"
+    feeds: list[str] = field(default_factory=list)
+    week_start: str = _check(_choice("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "mon")
+    empty_week: str = _check(_choice("skip", "quiet"), "skip")
+
+
+@dataclass(frozen=True)
+class IssueSettings:
+    subject: str = "{newsletter} #{number}: {lead_title}"
+    preheader: str = ""
+    max_articles: int = _check(_positive, 6)
+    insights_per_article: int = _check(_non_negative, 3)
+    min_related_score: float = _check(_non_negative, 0.2)
+    require_approval: bool = False
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    kind: str = _check(_choice("file", "smtp"), "file")
+    file_dir: str = "outbox"
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "127.0.0.1"
+    port: int = _check(_port, 25)
+    security: str = _check(_choice("starttls", "ssl", "none"), "starttls")
+    username: str = ""
+    password: str = _secret()
+    password_file: str = ""
+    local_hostname: str = "localhost"
+    timeout: float = _check(_positive, 30.0)
+    data_timeout: float = _check(_positive, 600.0)
+
+
+@dataclass(frozen=True)
+class SendingSettings:
+    connections: int = _check(_positive, 2)
+    messages_per_connection: int = _check(_positive, 100)
+    rate_per_second: float = _check(_non_negative, 0.0)
+    rate_per_hour: int = _check(_non_negative, 0)
+    max_attempts: int = _check(_positive, 5)
+    list_id: str = ""
+    feedback_id: str = ""
+    unsubscribe_mailto: str = _check(_address, "")
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    domain: str = ""
+    selector: str = ""
+    key: str = _secret()
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret: str = _secret()
+    secret_file: str = ""
+    confirm_token_hours: int = _check(_positive, 72)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = _check(_port, 8025)
+    base_url: str = _check(_http_url, "http://127.0.0.1:8025")
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    timezone: str = _check(_timezone, "UTC")
+    send: str = _check(_weekday_time, "mon 08:00")
+    prepare: str = _check(_optional_time, "")
+    ingest_interval_minutes: int = _check(_non_negative, 0)
+    grace_hours: float = _check(_non_negative, 12.0)
+    shutdown_timeout: float = _check(_positive, 30.0)
+
+
+@dataclass(frozen=True)
+class SubscriberSettings:
+    check_deliverability: bool = False
+
+
+SECTIONS: dict[str, type] = {
+    "newsletter": NewsletterSettings,
+    "theme": ThemeSettings,
+    "database": DatabaseSettings,
+    "templates": TemplateSettings,
+    "content": ContentSettings,
+    "issue": IssueSettings,
+    "transport": TransportSettings,
+    "smtp": SmtpSettings,
+    "sending": SendingSettings,
+    "dkim": DkimSettings,
+    "security": SecuritySettings,
+    "web": WebSettings,
+    "schedule": ScheduleSettings,
+    "subscribers": SubscriberSettings,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration. ``base_dir`` anchors every relative path."""
+
+    newsletter: NewsletterSettings = field(default_factory=NewsletterSettings)
+    theme: ThemeSettings = field(default_factory=ThemeSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    templates: TemplateSettings = field(default_factory=TemplateSettings)
+    content: ContentSettings = field(default_factory=ContentSettings)
+    issue: IssueSettings = field(default_factory=IssueSettings)
+    transport: TransportSettings = field(default_factory=TransportSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    sending: SendingSettings = field(default_factory=SendingSettings)
+    dkim: DkimSettings = field(default_factory=DkimSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    subscribers: SubscriberSettings = field(default_factory=SubscriberSettings)
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: str = "(embedded defaults)"
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config relative to the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path anchored at the config folder."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            return prefix + str(self.path(url[len(prefix) :]))
+        return url
+
+    @property
+    def timezone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.schedule.timezone)
+
+    @property
+    def smtp_password(self) -> str:
+        return self.smtp.password or _read_secret_file(self, self.smtp.password_file)
+
+    @property
+    def signing_secret(self) -> str:
+        return self.security.secret or _read_secret_file(self, self.security.secret_file)
+
+    @property
+    def dkim_key(self) -> bytes:
+        if self.dkim.key:
+            return self.dkim.key.encode()
+        return _read_secret_file(self, self.dkim.key_file).encode()
+
+    def template_dirs(self) -> list[Path]:
+        """Operator's override folder first (shadows file by file), then the packaged set."""
+        packaged = Path(__file__).parent / "templates"
+        return ([self.path(self.templates.dir)] if self.templates.dir else []) + [packaged]
+
+
+def _read_secret_file(settings: Settings, name: str) -> str:
+    if not name:
+        return ""
+    path = settings.path(name)
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            [f"cannot read secret file {path}: {exc.strerror}"], settings.source
+        ) from exc
+
+
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the config file to use, or None for embedded defaults."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_PREFIX + "CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config.toml")
+    return local if local.is_file() else None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read, merge and validate the configuration; raise one ConfigError listing every problem."""
+    environ = os.environ if environ is None else environ
+    config_path = find_config(path)
+    raw: dict[str, Any] = {}
+    source = "(embedded defaults)"
+    if config_path is not None:
+        source = str(config_path)
+        try:
+            raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([f"config file {config_path} does not exist"], source) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"the file is not UTF-8 ({exc.reason})"], source) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"not valid TOML: {exc}"], source) from None
+    problems: list[str] = []
+    _apply_env(raw, environ, problems)
+    sections: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in SECTIONS:
+            problems.append(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
+        elif not isinstance(value, dict):
+            problems.append(f"{key}: must be a table ([{key}])")
+        else:
+            sections[key] = _build_section(key, SECTIONS[key], value, problems)
+    if problems:
+        raise ConfigError(problems, source)
+    base_dir = config_path.resolve().parent if config_path else Path.cwd()
+    return Settings(**sections, base_dir=base_dir, source=source)
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> None:
+    """Fold PULSELETTER_SECTION__KEY=value into the raw TOML tree."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if not section or not key:
+            problems.append(f"{name}: expected {ENV_PREFIX}<SECTION>__<KEY>")
+            continue
+        target = SECTIONS.get(section)
+        hint = _field_types(target).get(key) if target else None
+        raw.setdefault(section, {})
+        if isinstance(raw[section], dict):
+            raw[section][key] = _parse_env_value(value, hint)
+
+
+def _parse_env_value(value: str, hint: Any) -> Any:
+    """Strings stay strings; other types are read as TOML values (42, true, ["a", "b"])."""
+    if hint is str:
+        return value
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build_section(name: str, cls: type, values: dict[str, Any], problems: list[str]) -> Any:
+    hints = _field_types(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        where = f"{name}.{key}"
+        if key not in fields:
+            problems.append(f"{where}: unknown key (known: {', '.join(fields)})")
+            continue
+        expected = hints[key]
+        coerced, error = _coerce(value, expected)
+        if error:
+            problems.append(f"{where}: {error}, got {type(value).__name__} {value!r}")
+            continue
+        check = fields[key].metadata.get("check")
+        message = check(coerced) if check else None
+        if message:
+            problems.append(f"{where}: {message}")
+            continue
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, expected: Any) -> tuple[Any, str | None]:
+    """Check a TOML value against a field type; ints are accepted where floats are expected."""
+    origin = typing.get_origin(expected)
+    if expected is bool:
+        return value, None if isinstance(value, bool) else "expected true or false"
+    if expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return value, None if ok else "expected an integer"
+    if expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return (float(value) if ok else value), None if ok else "expected a number"
+    if expected is str:
+        return value, None if isinstance(value, str) else "expected a string"
+    if origin is list:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return value, None if ok else "expected a list of strings"
+    if origin is dict:
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        return value, None if ok else "expected a table of strings"
+    if isinstance(expected, types.UnionType):  # pragma: no cover - no optional fields yet
+        return value, None
+    raise TypeError(f"unsupported settings type {expected!r}")  # a bug in this module
+
+
+def effective_config(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The settings as a nested dict with secrets masked, for ``config check``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in SECTIONS:
+        section = getattr(settings, name)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if f.metadata.get("secret") and value:
+                value = "********"
+            values[f.name] = value
+        out[name] = values
+    return out

@@ -1,0 +1,77 @@
+"""Upsert articles and insights: by URL or GUID, one item per transaction, with counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pulseletter.content.items import ArticleItem, InsightItem
+from pulseletter.db import Database
+from pulseletter.db.models import Article, Insight, utcnow
+from pulseletter.errors import ContentError
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+    def merge(self, other: IngestReport) -> None:
+        self.added += other.added
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.rejected.extend(other.rejected)
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{len(self.rejected)} rejected"
+        )
+
+
+def store_items(
+    db: Database, items: Iterable[ArticleItem | InsightItem | ContentError]
+) -> IngestReport:
+    """Store each item in its own transaction so a bad one never leaves a half-written row."""
+    report = IngestReport()
+    for item in items:
+        if isinstance(item, ContentError):
+            report.rejected.append(str(item))
+            continue
+        try:
+            with db.writing() as session:
+                outcome = _upsert(session, item)
+        except (IntegrityError, ValueError) as exc:
+            report.rejected.append(f"{item.origin}: could not be stored ({exc})")
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def _upsert(session: Session, item: ArticleItem | InsightItem) -> str:
+    digest = item.content_hash()
+    existing: Article | Insight | None
+    if isinstance(item, ArticleItem):
+        match = [Article.url == item.url] + ([Article.guid == item.guid] if item.guid else [])
+        existing = session.scalars(select(Article).where(or_(*match)).limit(1)).first()
+        if existing is None:
+            session.add(Article(**item.fields(), content_hash=digest))
+            return "added"
+    else:
+        existing = session.scalars(select(Insight).where(Insight.key == item.key)).first()
+        if existing is None:
+            session.add(Insight(**item.fields(), content_hash=digest))
+            return "added"
+    if existing.content_hash == digest:
+        return "unchanged"
+    for key, value in item.fields().items():
+        setattr(existing, key, value)
+    existing.content_hash = digest
+    existing.updated_at = utcnow()
+    return "updated"

@@ -1,0 +1,1 @@
+"""Subscribers: addresses, lifecycle and history, tokens for personal links."""
