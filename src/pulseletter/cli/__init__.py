@@ -63,10 +63,14 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _register() -> None:
-    from pulseletter.cli import content, issue, serve, setup, subscribers
+    """Every module of this package lists its top-level commands in ``COMMANDS``; a module may
+    also attach commands to another module's group (cli/sending.py adds to ``issue``)."""
+    import importlib
+    import pkgutil
 
-    for module in (setup, content, issue, subscribers, serve):
-        for command in module.COMMANDS:
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", []):
             cli.add_command(command)
 
 

@@ -22,9 +22,13 @@ def serve(
     \b
     Example:
       pulseletter --config /etc/pulseletter/config.toml serve
+      pulseletter serve --web-only --port 8080
     """
-    state.settings()
-    raise PulseletterError("serve is not available in this version yet")
+    from pulseletter.service.runtime import run_service
+
+    if web_only and scheduler_only:
+        raise PulseletterError("--web-only and --scheduler-only exclude each other")
+    run_service(state.app(), host=host, port=port, web=not scheduler_only, scheduler=not web_only)
 
 
 COMMANDS = [serve]

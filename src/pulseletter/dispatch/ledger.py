@@ -85,6 +85,24 @@ def claim(
         return [Claimed(r.id, r.subscriber_id, r.email, r.message_id, r.attempts) for r in rows]
 
 
+def release(db: Database, delivery_ids: list[int], now: datetime) -> None:
+    """Give claimed-but-unattempted rows back to the queue (a graceful stop)."""
+    if not delivery_ids:
+        return
+    with db.writing() as session:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids), Delivery.status == "sending")
+            .values(
+                status="queued",
+                attempts=Delivery.attempts - 1,
+                lease_owner="",
+                lease_until=None,
+                updated_at=now,
+            )
+        )
+
+
 def set_message_id(db: Database, delivery_id: int, message_id: str) -> None:
     """Stored before the first attempt so every retry reuses the same Message-ID."""
     with db.writing() as session:

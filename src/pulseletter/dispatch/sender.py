@@ -10,6 +10,7 @@ import logging
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -71,8 +72,13 @@ def run_sender(
     batch: int = 100,
     max_attempts: int = 5,
     lease: timedelta = timedelta(minutes=10),
+    stop: threading.Event | None = None,
 ) -> SendReport:
-    """Send every due delivery once; each result is committed before the next message."""
+    """Send every due delivery once; each result is committed before the next message.
+
+    Setting ``stop`` (SIGTERM, shutdown) ends the run after the message in flight is recorded;
+    rows claimed but not yet attempted go back to the queue.
+    """
     owner = f"{socket.gethostname()}:{os.getpid()}"
     report = SendReport()
     try:
@@ -80,7 +86,10 @@ def run_sender(
             claimed = ledger.claim(db, issue_id, owner, clock(), limit=batch, lease=lease)
             if not claimed:
                 return report
-            for row in claimed:
+            for n, row in enumerate(claimed):
+                if stop is not None and stop.is_set():
+                    ledger.release(db, [r.delivery_id for r in claimed[n:]], clock())
+                    return report
                 data = build(row)
                 if data is None:
                     ledger.record(db, row.delivery_id, "skipped", clock(), text="not active")

@@ -9,6 +9,8 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
+from pulseletter.config import Settings
+
 
 @dataclass(frozen=True)
 class MessageHeaders:
@@ -21,6 +23,22 @@ class MessageHeaders:
     reply_to: str = ""
     feedback_id: str = ""
     unsubscribe_mailto: str = ""
+
+
+def headers_from_settings(settings: Settings, subject: str) -> MessageHeaders:
+    """Headers shared by every recipient of an issue (and by previews and test sends)."""
+    n = settings.newsletter
+    domain = n.from_address.rpartition("@")[2] or "localhost"
+    slug = "".join(c if c.isalnum() else "-" for c in n.name.lower()).strip("-")
+    return MessageHeaders(
+        from_name=n.from_name,
+        from_address=n.from_address,
+        subject=subject,
+        reply_to=n.reply_to,
+        list_id=settings.sending.list_id or f"{n.name} <{slug}.{domain}>",
+        feedback_id=settings.sending.feedback_id,
+        unsubscribe_mailto=settings.sending.unsubscribe_mailto,
+    )
 
 
 def new_message_id(from_address: str) -> str:

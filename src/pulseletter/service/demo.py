@@ -22,8 +22,9 @@ from pulseletter.mail.sink import SmtpSink
 from pulseletter.mail.transports import SmtpTransport
 from pulseletter.service.app import App, Clock, system_clock
 from pulseletter.service.content import ingest
-from pulseletter.service.issues import SendOutcome, prepare_issue, resolve_week, send_issue
+from pulseletter.service.issues import prepare_issue, resolve_week
 from pulseletter.service.preview import sample_recipient, write_preview_files
+from pulseletter.service.sending import SendOutcome, send_issue
 from pulseletter.service.subscribers import add_demo_subscribers
 
 SAMPLE_CONTENT = Path(__file__).resolve().parent.parent / "sample_content"

@@ -1,24 +1,21 @@
-"""Issue use cases: compose the week's issue under its unique key, and send or resume it."""
+"""Issue use cases: compose the week's issue under its unique key, check it, show its state.
+
+Sending lives in ``service.sending``."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 from pulseletter.compose.render import CompiledIssue, Recipient, compile_issue, personalise
 from pulseletter.content.selection import IssueContent
 from pulseletter.content.week import Week, last_complete_week, week_from_key
-from pulseletter.db.models import Issue, Subscriber
+from pulseletter.db.models import Issue
 from pulseletter.dispatch import ledger
-from pulseletter.dispatch.ledger import Claimed
-from pulseletter.dispatch.sender import SendReport, run_sender
 from pulseletter.errors import IssueStateError, LintError
-from pulseletter.mail.message import MessageHeaders, build_message, new_message_id
 from pulseletter.service.app import App
 from pulseletter.service.content import week_content
-from pulseletter.subscribers.links import personal_links
 
 log = logging.getLogger(__name__)
 FROZEN_STATES = ("sending", "paused", "sent", "cancelled")
@@ -95,90 +92,32 @@ def compiled_from(issue: Issue) -> CompiledIssue:
     return CompiledIssue(issue.subject, issue.preheader, issue.html, issue.text)
 
 
-@dataclass(frozen=True)
-class SendOutcome:
-    issue_key: str
-    state: str
-    report: SendReport
-    counts: dict[str, int]
-    queued_now: int
+def check_sendable(app: App, issue: Issue) -> None:
+    """The gate every send passes: raise LintError if the frozen issue must not go out."""
+    problems = []
+    if not issue.content.get("stories"):
+        problems.append("the issue has no stories")
+    for marker in ("{{", "{%", "<mj-"):
+        if marker in issue.html:
+            problems.append(f"leftover template or MJML tag {marker!r} in the HTML")
+    if "%%PL_UNSUBSCRIBE_URL%%" not in issue.html or "%%PL_UNSUBSCRIBE_URL%%" not in issue.text:
+        problems.append("no unsubscribe link in the body")
+    if problems:
+        raise LintError(problems)
 
 
-def send_issue(app: App, key: str) -> SendOutcome:
-    """Fan out (once) and send every due delivery; safe to call again to resume."""
-    with app.db.writing() as session:
-        issue = session.scalars(select(Issue).where(Issue.key == key)).first()
-        if issue is None:
-            raise IssueStateError(f"there is no issue {key}; prepare it first")
-        if issue.state not in ("ready", "sending"):
-            raise IssueStateError(f"issue {key} is {issue.state}; it cannot be sent")
-        if issue.state == "ready":
-            issue.state = "sending"
-            issue.send_started_at = app.clock()
-        issue_id, compiled = issue.id, compiled_from(issue)
-    queued = ledger.fan_out(app.db, issue_id, app.clock())
-    s = app.settings
-    headers = message_headers(app, compiled.subject)
-
-    def build(row: Claimed) -> bytes | None:
-        with app.db.reading() as session:
-            subscriber = session.get(Subscriber, row.subscriber_id) if row.subscriber_id else None
-        if subscriber is None or subscriber.status != "active":
-            return None  # unsubscribed or erased after fan-out: never mailed
-        message_id = row.message_id or new_message_id(s.newsletter.from_address)
-        if not row.message_id:
-            ledger.set_message_id(app.db, row.delivery_id, message_id)
-        links = personal_links(s.web.base_url, subscriber, key)
-        html, text = personalise(compiled, Recipient(**links, name=subscriber.name))
-        return build_message(
-            headers,
-            to_address=subscriber.email,
-            to_name=subscriber.name,
-            text=text,
-            html=html,
-            message_id=message_id,
-            date=app.clock(),
-            unsubscribe_url=links["unsubscribe_url"],
-        )
-
-    report = run_sender(
-        app.db,
-        issue_id,
-        app.transport(),
-        s.newsletter.from_address,
-        build,
-        clock=app.clock,
-        max_attempts=s.sending.max_attempts,
+def web_version(app: App, issue: Issue) -> str:
+    """The issue as a public web page: no personal links (for the archive)."""
+    if issue.web_html:
+        return issue.web_html
+    base = app.settings.web.base_url.rstrip("/")
+    archive = Recipient(
+        unsubscribe_url=f"{base}/subscribe",
+        preferences_url=f"{base}/subscribe",
+        web_url=f"{base}/archive/{issue.key}",
+        name="",
     )
-    state = _finish_if_done(app, issue_id)
-    return SendOutcome(key, state, report, ledger.counts(app.db, issue_id), queued)
-
-
-def _finish_if_done(app: App, issue_id: int) -> str:
-    remaining = ledger.outstanding(app.db, issue_id)
-    with app.db.writing() as session:
-        issue = session.get(Issue, issue_id)
-        assert issue is not None
-        if remaining == 0 and issue.state == "sending":
-            issue.state = "sent"
-            issue.sent_at = app.clock()
-        return issue.state
-
-
-def message_headers(app: App, subject: str) -> MessageHeaders:
-    """Headers shared by every recipient of an issue (and by previews and test sends)."""
-    s = app.settings
-    domain = s.newsletter.from_address.rpartition("@")[2] or "localhost"
-    slug = "".join(c if c.isalnum() else "-" for c in s.newsletter.name.lower()).strip("-")
-    return MessageHeaders(
-        from_name=s.newsletter.from_name,
-        from_address=s.newsletter.from_address,
-        subject=subject,
-        reply_to=s.newsletter.reply_to,
-        list_id=s.sending.list_id or f"{s.newsletter.name} <{slug}.{domain}>",
-        feedback_id=s.sending.feedback_id,
-        unsubscribe_mailto=s.sending.unsubscribe_mailto,
-    )
+    return personalise(compiled_from(issue), archive)[0]
 
 
 def issue_status(app: App, key: str) -> tuple[Issue, dict[str, int]]:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pulseletter.compose.render import Recipient, personalise
 from pulseletter.db.models import Issue
-from pulseletter.mail.message import build_message, new_message_id
+from pulseletter.mail.message import build_message, headers_from_settings, new_message_id
 from pulseletter.service.app import App
-from pulseletter.service.issues import compiled_from, message_headers
+from pulseletter.service.issues import compiled_from
 
 PREVIEW_ADDRESS = "preview@example.com"
 
@@ -27,7 +27,7 @@ def write_preview_files(app: App, issue: Issue, out: Path, recipient: Recipient)
     """``issue.html``, ``issue.txt`` and ``issue.eml`` exactly as the recipient would get them."""
     s = app.settings
     html, text = personalise(compiled_from(issue), recipient)
-    headers = message_headers(app, issue.subject)
+    headers = headers_from_settings(s, issue.subject)
     eml = build_message(
         headers,
         to_address=PREVIEW_ADDRESS,
