@@ -25,6 +25,11 @@ def ingest(app: App, sources: Sequence[str | Path]) -> IngestReport:
     return report
 
 
+def ingest_feeds(app: App) -> IngestReport:
+    """Ingest every source listed in ``content.feeds`` (what the scheduler polls)."""
+    return ingest(app, app.settings.content.feeds)
+
+
 def week_content(app: App, week: Week) -> IssueContent:
     s = app.settings.issue
     with app.db.reading() as session:
