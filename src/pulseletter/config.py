@@ -130,6 +130,8 @@ class ContentSettings:
     feeds: list[str] = field(default_factory=list)
     week_start: str = _check(_choice("mon", "tue", "wed", "thu", "fri", "sat", "sun"), "mon")
     empty_week: str = _check(_choice("skip", "quiet"), "skip")
+    fetch_timeout: float = _check(_positive, 20.0)
+    tldr_max_chars: int = _check(_positive, 280)
 
 
 @dataclass(frozen=True)

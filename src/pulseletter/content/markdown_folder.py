@@ -36,7 +36,8 @@ def read_file(path: Path, shift: timedelta = timedelta(0)) -> Item:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ContentError(f"{path}: not UTF-8 (byte {exc.start}: {exc.reason})") from None
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ContentError(f"{path}:{line}: not UTF-8 (byte {exc.start}: {exc.reason})") from None
     meta, body = split_front_matter(text, path)
     kind = meta.get("type") or ("insight" if "insights" in path.parts else "article")
     if kind == "article":
@@ -85,8 +86,10 @@ def parse_time(value: Any, where: str) -> datetime:
 
 def _required(meta: dict[str, Any], key: str, path: Path) -> str:
     value = meta.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise ContentError(f"{path}: missing {key}")
+        raise ContentError(f"{path}: missing {key} in the front matter")
     return value.strip()
 
 
@@ -108,8 +111,9 @@ def _article(meta: dict[str, Any], body: str, path: Path, shift: timedelta) -> A
         if not isinstance(entry, dict) or not entry.get("term") or not entry.get("definition"):
             raise ContentError(f"{path}: briefing entry {n} needs a term and a definition")
         briefing.append(BriefingTerm(str(entry["term"]).strip(), str(entry["definition"]).strip()))
+    url = _required(meta, "url", path)
     return ArticleItem(
-        url=_required(meta, "url", path),
+        url=url,
         title=_required(meta, "title", path),
         published_at=parse_time(meta.get("published"), f"{path}: published") + shift,
         guid=str(meta.get("guid") or ""),
@@ -117,7 +121,7 @@ def _article(meta: dict[str, Any], body: str, path: Path, shift: timedelta) -> A
         author=str(meta.get("author") or ""),
         tldr=str(meta.get("tldr") or "").strip(),
         body_source=body,
-        body_html=clean_html(markdown.markdown(body)),
+        body_html=clean_html(markdown.markdown(body), url),
         impact_text=str(impact.get("text") or "").strip(),
         impact_areas=_strings(impact.get("areas")),
         briefing=tuple(briefing),
@@ -128,7 +132,20 @@ def _article(meta: dict[str, Any], body: str, path: Path, shift: timedelta) -> A
         source_name=str(meta.get("source") or ""),
         tags=_strings(meta.get("tags")),
         origin=str(path),
+        pin=_flag(meta, "pin", path),
+        exclude=_flag(meta, "exclude", path),
+        pinned_insights=_strings(meta["pinned_insights"]) if "pinned_insights" in meta else None,
+        excluded_insights=(
+            _strings(meta["excluded_insights"]) if "excluded_insights" in meta else None
+        ),
     )
+
+
+def _flag(meta: dict[str, Any], key: str, path: Path) -> bool | None:
+    value = meta.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise ContentError(f"{path}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def _insight(meta: dict[str, Any], body: str, path: Path, shift: timedelta) -> InsightItem:

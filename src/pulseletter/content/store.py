@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -15,18 +16,25 @@ from pulseletter.db.models import Article, Insight, utcnow
 from pulseletter.errors import ContentError
 
 
+class SourceWarning(str):
+    """Not an item and not an error: something the user should know (e.g. a feed's XML was
+    broken but its entries could still be read). Sources may yield these between items."""
+
+
 @dataclass
 class IngestReport:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     rejected: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def merge(self, other: IngestReport) -> None:
         self.added += other.added
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.rejected.extend(other.rejected)
+        self.warnings.extend(other.warnings)
 
     def summary(self) -> str:
         return (
@@ -36,7 +44,7 @@ class IngestReport:
 
 
 def store_items(
-    db: Database, items: Iterable[ArticleItem | InsightItem | ContentError]
+    db: Database, items: Iterable[ArticleItem | InsightItem | ContentError | SourceWarning]
 ) -> IngestReport:
     """Store each item in its own transaction so a bad one never leaves a half-written row."""
     report = IngestReport()
@@ -44,34 +52,48 @@ def store_items(
         if isinstance(item, ContentError):
             report.rejected.append(str(item))
             continue
+        if isinstance(item, SourceWarning):
+            report.warnings.append(str(item))
+            continue
         try:
             with db.writing() as session:
                 outcome = _upsert(session, item)
         except (IntegrityError, ValueError) as exc:
-            report.rejected.append(f"{item.origin}: could not be stored ({exc})")
+            reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+            report.rejected.append(f"{item.origin}: could not be stored ({reason})")
             continue
         setattr(report, outcome, getattr(report, outcome) + 1)
     return report
 
 
 def _upsert(session: Session, item: ArticleItem | InsightItem) -> str:
-    digest = item.content_hash()
     existing: Article | Insight | None
     if isinstance(item, ArticleItem):
         match = [Article.url == item.url] + ([Article.guid == item.guid] if item.guid else [])
-        existing = session.scalars(select(Article).where(or_(*match)).limit(1)).first()
+        existing = session.scalars(
+            select(Article).where(or_(*match)).order_by(Article.id).limit(1)
+        ).first()
         if existing is None:
-            session.add(Article(**item.fields(), content_hash=digest))
+            session.add(Article(**item.fields(), **item.controls(), content_hash=_digest(item)))
             return "added"
     else:
         existing = session.scalars(select(Insight).where(Insight.key == item.key)).first()
         if existing is None:
-            session.add(Insight(**item.fields(), content_hash=digest))
+            session.add(Insight(**item.fields(), content_hash=_digest(item)))
             return "added"
-    if existing.content_hash == digest:
+    if item.date_guessed:  # the source has no date: keep the one we stored first
+        item = dataclasses.replace(item, published_at=existing.published_at)
+    digest = _digest(item)
+    controls = item.controls()
+    same_controls = all(getattr(existing, k) == v for k, v in controls.items())
+    if existing.content_hash == digest and same_controls:
         return "unchanged"
-    for key, value in item.fields().items():
+    for key, value in {**item.fields(), **controls}.items():
         setattr(existing, key, value)
     existing.content_hash = digest
     existing.updated_at = utcnow()
     return "updated"
+
+
+def _digest(item: ArticleItem | InsightItem) -> str:
+    return item.content_hash()
