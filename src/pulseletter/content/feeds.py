@@ -117,10 +117,10 @@ def _item(
 ) -> ArticleItem | InsightItem:
     title = html_to_text(entry.get("title", ""))
     guid = str(entry.get("id", "") or "").strip()
-    if title:
-        where = f"{where} ({title[:60]!r})"
     if not title:
-        raise ContentError(f"{where}: missing title")
+        named = guid or entry.get("link", "")
+        raise ContentError(f"{where}{f' ({named})' if named else ''}: missing title")
+    where = f"{where} ({title[:60]!r})"
     link = _link(entry, guid, base)
     if not link:
         raise ContentError(f"{where}: no link, and the GUID is not a URL")

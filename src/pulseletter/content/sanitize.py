@@ -56,7 +56,10 @@ TRACKER_PATHS = re.compile(r"/(?:~r/|~ff/|pixel|track(?:ing)?/|beacon|open\.gif|
 IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
 ATTR = re.compile(r'(\w+)="([^"]*)"')
 TAG = re.compile(r"<[^>]+>")
-BLOCK_END = re.compile(r"</(?:p|li|h[1-6]|blockquote|pre|figure)>|<br\s*/?>", re.IGNORECASE)
+BLOCK_END = re.compile(
+    r"</?(?:p|div|li|ul|ol|h[1-6]|blockquote|pre|figure|figcaption|tr|td|th)\b[^>]*>|<br\s*/?>",
+    re.IGNORECASE,
+)
 
 
 def clean_html(source: str, base_url: str = "") -> str:
@@ -99,7 +102,7 @@ def is_tracking_pixel(img_tag: str) -> bool:
 def html_to_text(source: str) -> str:
     """Plain text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
     spaced = BLOCK_END.sub(" ", source)
-    return " ".join(html.unescape(TAG.sub(" ", spaced)).split())
+    return " ".join(html.unescape(TAG.sub("", spaced)).split())
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
