@@ -134,7 +134,6 @@ if __name__ == "__main__":
             marks = " ".join(("+" if k in relevant else "-") + k for k in returned)
             print(f"{key:22} {marks}")
         print(f"near misses returned: {result.near_misses_returned or 'none'}")
-        print(
-            f"min_score={min_score} precision@{K}={result.precision:.3f} recall@{K}={result.recall:.3f}"
-        )
+        figures = f"precision@{K}={result.precision:.3f} recall@{K}={result.recall:.3f}"
+        print(f"min_score={min_score} {figures}")
         database.dispose()
