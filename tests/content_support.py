@@ -6,6 +6,7 @@ Run ``python tests/content_support.py`` to print the evaluation figures.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,23 @@ def evaluate(db: Database, min_score: float) -> Evaluation:
             near.extend((key, k) for k in returned if not labels[k])
     precision = hits_total / returned_total if returned_total else 0.0
     return Evaluation(precision, sum(recalls) / len(recalls), per_article, near)
+
+
+def cli_config(tmp_path: Path, **sections: dict[str, Any]) -> list[str]:
+    """A config.toml with a migrated SQLite database in tmp_path: ``--config PATH`` args."""
+    from click.testing import CliRunner
+
+    from pulseletter.cli import cli
+
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines.extend(f"{k} = {json.dumps(v)}" for k, v in values.items())
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(path), "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    return ["--config", str(path)]
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -28,7 +28,9 @@ class Week:
 
 
 def week_from_key(key: str, tz: ZoneInfo, week_start: str = "mon") -> Week:
-    """``2026-W48`` -> the window. With week_start='mon' this is exactly the ISO week."""
+    """``2026-W48`` -> the window. With week_start='mon' this is exactly the ISO week; with
+    another first day it is the 7-day window that covers most (4 or more days) of that ISO
+    week, e.g. with 'sun' 2026-W48 is Sun 22 Nov - Sat 28 Nov."""
     m = WEEK_KEY.match(key.strip())
     if not m:
         raise ContentError(f"week {key!r} must look like 2026-W48")
@@ -39,18 +41,19 @@ def week_from_key(key: str, tz: ZoneInfo, week_start: str = "mon") -> Week:
         raise ContentError(
             f"week {key!r} does not exist (year {year} has no week {number})"
         ) from None
-    first = monday + timedelta(days=DAYS.index(week_start))
+    day = DAYS.index(week_start)
+    first = monday + timedelta(days=day if day <= 3 else day - 7)
     start = datetime.combine(first, time(0), tzinfo=tz)
     end = datetime.combine(first + timedelta(days=7), time(0), tzinfo=tz)
     return Week(key, start, end)
 
 
 def week_containing(moment: datetime, tz: ZoneInfo, week_start: str = "mon") -> Week:
-    """The window containing ``moment``; its key is the ISO week of the window's Monday."""
+    """The window containing ``moment`` (in ``tz``), keyed by the ISO week it mostly covers."""
     local = moment.astimezone(tz).date()
-    offset = (local.weekday() - DAYS.index(week_start)) % 7
-    first = local - timedelta(days=offset)
-    monday = first - timedelta(days=first.weekday())
+    day = DAYS.index(week_start)
+    first = local - timedelta(days=(local.weekday() - day) % 7)
+    monday = first - timedelta(days=day) if day <= 3 else first + timedelta(days=7 - day)
     iso = monday.isocalendar()
     return week_from_key(f"{iso.year}-W{iso.week:02d}", tz, week_start)
 
