@@ -163,3 +163,30 @@ def test_tracking_pixels_are_dropped(html: str, kept: bool) -> None:
     from pulseletter.content.sanitize import clean_html
 
     assert ("<img" in clean_html(html)) is kept
+
+
+def test_cli_ingest_without_sources_uses_content_dir_and_feeds(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from content_support import cli_config
+    from pulseletter.cli import cli
+    from pulseletter.service.demo import SAMPLE_CONTENT
+
+    shutil.copytree(SAMPLE_CONTENT, tmp_path / "content")
+    with serve_folder(FEEDS) as base:
+        config = cli_config(tmp_path, content={"feeds": [f"{base}/pulse.atom"]})
+        result = CliRunner().invoke(cli, [*config, "content", "ingest"])
+    assert result.exit_code == 1  # the Atom fixture has one broken entry
+    assert "48 added, 0 updated, 0 unchanged, 1 rejected" in result.output
+    assert f"rejected: {base}/pulse.atom: entry 3" in result.output
+
+
+def test_an_oversized_feed_is_refused(
+    app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulseletter.content import feeds
+
+    monkeypatch.setattr(feeds, "MAX_FEED_BYTES", 1000)
+    with serve_folder(FEEDS) as base:
+        report = ingest(app, [f"{base}/pulse.rss"])
+    assert report.rejected == [f"{base}/pulse.rss: the feed is larger than 1000 bytes"]

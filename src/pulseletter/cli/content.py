@@ -18,26 +18,28 @@ def content() -> None:
 
 @content.command("ingest")
 @click.argument("sources", nargs=-1)
-@click.option("--feeds", "use_feeds", is_flag=True, help="Also ingest every content.feeds entry.")
 @pass_state
-def ingest(state: CliState, sources: tuple[str, ...], use_feeds: bool) -> None:
+def ingest(state: CliState, sources: tuple[str, ...]) -> None:
     """Ingest SOURCES: Markdown folders or files, RSS/Atom feeds (URL or file), JSON Lines.
 
-    Items are matched by URL or GUID (insights by key): re-running is a no-op and an edited
-    item is updated in place. Bad items are listed with file, line or entry and the reason;
-    the rest still go in. Exits with status 1 if anything was rejected.
+    Without SOURCES: the configured ones, content.dir and content.feeds. Items are matched
+    by URL or GUID (insights by key): re-running is a no-op and an edited item is updated in
+    place. Bad items are listed with file, line or entry and the reason; the rest still go
+    in. Exits with status 1 if anything was rejected.
 
     \b
     Example:
       pulseletter content ingest content/ https://example.com/feed.xml extra.jsonl
-      pulseletter content ingest --feeds
+      pulseletter content ingest
     """
     app = state.app()
-    if not sources and not use_feeds:
-        raise click.UsageError("give at least one SOURCE, or --feeds")
-    report = content_service.ingest(app, sources)
-    if use_feeds:
-        report.merge(content_service.ingest_feeds(app))
+    if sources:
+        report = content_service.ingest(app, sources)
+    else:
+        configured = content_service.configured_sources(app)
+        if not configured:
+            raise click.UsageError("no SOURCE given, and content.dir and content.feeds are empty")
+        report = content_service.ingest(app, configured)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for problem in report.rejected:

@@ -39,17 +39,26 @@ FeedOutput = ArticleItem | InsightItem | ContentError | SourceWarning
 USER_AGENT = "pulseletter feed reader (+https://github.com/pulseletter)"
 
 
+MAX_FEED_BYTES = 20 * 1024 * 1024  # a feed bigger than this is refused, not read into memory
+
+
 def fetch_feed(url: str, timeout: float = 20.0) -> tuple[bytes, str]:
     """GET a feed; returns the body and the final URL (after redirects)."""
     try:
-        response = httpx.get(
-            url, timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
-        )
+        with httpx.stream(
+            "GET", url, timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
+        ) as response:
+            if response.status_code >= 400:
+                raise ContentError(f"{url}: could not fetch the feed (HTTP {response.status_code})")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_FEED_BYTES:
+                    raise ContentError(f"{url}: the feed is larger than {MAX_FEED_BYTES} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks), str(response.url)
     except httpx.HTTPError as exc:
         raise ContentError(f"{url}: could not fetch the feed ({exc})") from None
-    if response.status_code >= 400:
-        raise ContentError(f"{url}: could not fetch the feed (HTTP {response.status_code})")
-    return response.content, str(response.url)
 
 
 def read_feed(

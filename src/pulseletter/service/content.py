@@ -60,9 +60,16 @@ def _guarded(items: Iterator[FeedOutput]) -> Iterator[FeedOutput]:
         yield exc
 
 
+def configured_sources(app: App) -> list[str]:
+    """``content.dir`` (when the folder exists) and every ``content.feeds`` entry."""
+    c = app.settings.content
+    folder = app.settings.path(c.dir) if c.dir else None
+    return ([str(folder)] if folder is not None and folder.is_dir() else []) + list(c.feeds)
+
+
 def ingest_feeds(app: App) -> IngestReport:
-    """Ingest every source listed in ``content.feeds`` (what the scheduler polls)."""
-    return ingest(app, app.settings.content.feeds)
+    """Ingest the configured sources: what the scheduler polls before each issue."""
+    return ingest(app, configured_sources(app))
 
 
 def export(app: App, out: TextIO, *, kind: str = "all") -> int:
