@@ -131,3 +131,28 @@ def test_editor_pins_and_excludes_win(app: App) -> None:
     set_insight_control(app, url, phone, "clear")
     set_insight_control(app, url, before[0], "clear")
     assert insights_of_lead() == before
+
+
+def test_the_sample_contents_own_labels_also_meet_the_thresholds(app: App) -> None:
+    """A second, independent set: the sample insights carry `related:` labels too."""
+    from pulseletter.content.items import InsightItem
+    from pulseletter.content.markdown_folder import read_folder
+    from pulseletter.content.related import choose
+
+    items = list(read_folder(SAMPLE_CONTENT))
+    ingest(app, [SAMPLE_CONTENT])
+    labels = {i.key: set(i.labels) for i in items if isinstance(i, InsightItem)}
+    returned = hits = 0
+    recalls = []
+    with app.db.reading() as session:
+        model = Relatedness(list(session.scalars(select(Insight))))
+        for a in session.scalars(select(Article)):
+            slug = a.url.rsplit("/", 1)[1]
+            relevant = {k for k, arts in labels.items() if slug in arts}
+            top = [s.insight.key for s in choose(model.score_all(a), limit=3, min_score=0.2)]
+            returned += len(top)
+            hits += sum(k in relevant for k in top)
+            recalls.append(sum(k in relevant for k in top) / len(relevant))
+    precision, recall = hits / returned, sum(recalls) / len(recalls)
+    print(f"\nsample content: precision@3={precision:.3f} recall@3={recall:.3f}")
+    assert precision >= 0.8 and recall >= 0.7
