@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pulseletter.content.sanitize import html_to_text
 from pulseletter.db.models import Article, Insight
@@ -45,6 +46,7 @@ STOPWORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Fold plain English plurals so 'batteries' meets 'battery'. Deliberately tiny."""
     if len(word) > 4 and word.endswith("ies"):
@@ -57,7 +59,7 @@ def stem(word: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    words = (w.replace("’", "'") for w in WORD.findall(text.lower()))
+    words = WORD.findall(text.lower().replace("’", "'"))
     return [stem(w) for w in words if w not in STOPWORDS and len(w) > 1 and not w.isdigit()]
 
 

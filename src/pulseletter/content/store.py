@@ -56,6 +56,11 @@ def store_items(
             report.warnings.append(str(item))
             continue
         try:
+            with db.reading() as session:  # most re-polls change nothing: no write lock
+                unchanged = _find(session, item, check_only=True) == "unchanged"
+            if unchanged:
+                report.unchanged += 1
+                continue
             with db.writing() as session:
                 outcome = _upsert(session, item)
         except (IntegrityError, ValueError) as exc:
@@ -66,21 +71,28 @@ def store_items(
     return report
 
 
-def _upsert(session: Session, item: ArticleItem | InsightItem) -> str:
-    existing: Article | Insight | None
+def _existing(session: Session, item: ArticleItem | InsightItem) -> Article | Insight | None:
     if isinstance(item, ArticleItem):
         match = [Article.url == item.url] + ([Article.guid == item.guid] if item.guid else [])
-        existing = session.scalars(
+        return session.scalars(
             select(Article).where(or_(*match)).order_by(Article.id).limit(1)
         ).first()
-        if existing is None:
-            session.add(Article(**item.fields(), **item.controls(), content_hash=_digest(item)))
-            return "added"
-    else:
-        existing = session.scalars(select(Insight).where(Insight.key == item.key)).first()
-        if existing is None:
-            session.add(Insight(**item.fields(), content_hash=_digest(item)))
-            return "added"
+    return session.scalars(select(Insight).where(Insight.key == item.key)).first()
+
+
+def _find(session: Session, item: ArticleItem | InsightItem, *, check_only: bool = False) -> str:
+    """``added``, ``updated`` or ``unchanged``; writes the change unless ``check_only``."""
+    existing = _existing(session, item)
+    if existing is None:
+        if not check_only:
+            if isinstance(item, ArticleItem):
+                row: Article | Insight = Article(
+                    **item.fields(), **item.controls(), content_hash=_digest(item)
+                )
+            else:
+                row = Insight(**item.fields(), content_hash=_digest(item))
+            session.add(row)
+        return "added"
     if item.date_guessed:  # the source has no date: keep the one we stored first
         item = dataclasses.replace(item, published_at=existing.published_at)
     digest = _digest(item)
@@ -88,11 +100,16 @@ def _upsert(session: Session, item: ArticleItem | InsightItem) -> str:
     same_controls = all(getattr(existing, k) == v for k, v in controls.items())
     if existing.content_hash == digest and same_controls:
         return "unchanged"
-    for key, value in {**item.fields(), **controls}.items():
-        setattr(existing, key, value)
-    existing.content_hash = digest
-    existing.updated_at = utcnow()
+    if not check_only:
+        for key, value in {**item.fields(), **controls}.items():
+            setattr(existing, key, value)
+        existing.content_hash = digest
+        existing.updated_at = utcnow()
     return "updated"
+
+
+def _upsert(session: Session, item: ArticleItem | InsightItem) -> str:
+    return _find(session, item)
 
 
 def _digest(item: ArticleItem | InsightItem) -> str:
