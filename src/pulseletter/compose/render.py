@@ -13,6 +13,7 @@ unsubscribe link into its own text. Jinja never re-evaluates printed values as t
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ PLACEHOLDER_PREFIX = "%%PL_"
 TEXT_WIDTH = 78
 ISSUE_MJML = "email/issue.mjml.j2"
 ISSUE_TEXT = "email/issue.txt.j2"
+_PLACEHOLDER = re.compile(r"%%PL_([A-Z_]+)%%")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _TEMPLATE_SUFFIXES = (".j2", ".mjml", ".html", ".txt", ".css")
 
@@ -101,9 +103,34 @@ def _finalize(eval_ctx: jinja2.nodes.EvalContext, value: Any) -> Any:
 
 
 def make_environment(settings: Settings) -> jinja2.Environment:
-    """Operator's template folder shadows the packaged one file by file; escaping on everywhere."""
+    """Operator's template folder shadows the packaged one file by file; escaping on everywhere.
+
+    Environments are kept, so templates are parsed once; the loader checks modification times,
+    and a file added to or removed from the override folder makes a new environment, so edits
+    are picked up at the next render."""
+    dirs = settings.template_dirs()
+    overrides = tuple(item for d in dirs[:-1] for item in _snapshot(d))
+    return _environment(tuple(str(p) for p in dirs), overrides)
+
+
+def _snapshot(folder: Path) -> list[tuple[str, int]]:
+    """Files of an override folder with their mtimes: part of the environment's cache key."""
+    out = []
+    for path in folder.rglob("*") if folder.is_dir() else ():
+        try:
+            out.append((str(path), path.stat().st_mtime_ns))
+        except OSError:  # removed while we looked
+            continue
+    return sorted(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(
+    dirs: tuple[str, ...], overrides: tuple[tuple[str, int], ...]
+) -> jinja2.Environment:
+    del overrides  # only part of the cache key
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in settings.template_dirs()]),
+        loader=jinja2.FileSystemLoader(list(dirs)),
         autoescape=_autoescape,
         finalize=_finalize,
         undefined=jinja2.StrictUndefined,
@@ -262,16 +289,29 @@ def compile_web_page(
 
 
 def personalise(issue: CompiledIssue, recipient: Recipient) -> tuple[str, str]:
-    """Fill the placeholders: HTML-escaped into the HTML part, raw into the text part."""
-    html_out, text_out = issue.html, issue.text
-    for name in PERSONAL_FIELDS:
-        value = getattr(recipient, name)
-        marker = placeholder(name)
-        if marker in html_out:
-            html_out = html_out.replace(marker, escape_html(value))
-        if marker in text_out:
-            text_out = text_out.replace(marker, escape_text(value))
-    return html_out, text_out
+    """Fill the placeholders: HTML-escaped into the HTML part, text-escaped into the text part.
+
+    Each part is split at its placeholders once (cached) and joined per recipient; an unknown
+    ``%%PL_X%%`` token is left as it is."""
+    html_values = {n.upper(): escape_html(getattr(recipient, n)) for n in PERSONAL_FIELDS}
+    text_values = {n.upper(): escape_text(getattr(recipient, n)) for n in PERSONAL_FIELDS}
+    return _fill(issue.html, html_values), _fill(issue.text, text_values)
+
+
+@functools.lru_cache(maxsize=32)
+def _split(template: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(literal pieces, placeholder names) of a compiled part: the per-issue work, done once."""
+    parts = _PLACEHOLDER.split(template)
+    return tuple(parts[0::2]), tuple(parts[1::2])
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    literals, names = _split(template)
+    out = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
+        out.append(values.get(name, f"%%PL_{name}%%"))
+        out.append(literal)
+    return "".join(out)
 
 
 def render_for(
