@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -115,3 +118,34 @@ def test_preview_server_starts_on_a_broken_template_and_shows_the_error(
         assert f"{overrides / 'issue.txt.j2'}:2" in response.text
         assert "no_such_field" in response.text
         assert httpx.get(server.url + "/issue.html", timeout=5).status_code == 500
+
+
+def test_the_cli_serves_the_preview_on_127_0_0_1(make_settings, clock) -> None:
+    with sample_app(make_settings, clock) as app:
+        config = app.settings.source
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "pulseletter", "--config", config, "preview", "--serve"]
+    proc = subprocess.Popen(
+        [*command, "--week", "2026-W47", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/"
+
+        def up() -> bool:
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.TransportError:
+                return proc.poll() is not None  # stop waiting if it died
+
+        wait_for(up, timeout=15)
+        assert proc.poll() is None, proc.communicate()[0]
+        assert "Desktop · 600 px" in httpx.get(url, timeout=5).text
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=10)[0]
+    assert f"Preview of 2026-W47 at http://127.0.0.1:{port}" in output
