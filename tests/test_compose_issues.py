@@ -104,3 +104,16 @@ def test_prepare_reports_a_skipped_week(runner: CliRunner, make_settings, clock)
         config = ["--config", app.settings.source]
     result = runner.invoke(cli, [*config, "issue", "prepare", "--week", EMPTY_WEEK])
     assert result.exit_code == 0 and f"{EMPTY_WEEK} is skipped" in result.output
+
+
+def test_lint_of_an_empty_week_follows_empty_week(
+    runner: CliRunner, make_settings, clock, tmp_path: Path
+) -> None:
+    with sample_app(make_settings, clock) as app:
+        config = ["--config", app.settings.source]
+    skipped = runner.invoke(cli, [*config, "issue", "lint", "--week", EMPTY_WEEK])
+    assert skipped.exit_code == 1 and "[empty-issue]" in skipped.output
+    with open(app.settings.source, "a", encoding="utf-8") as f:
+        f.write('\n[content]\nempty_week = "quiet"\n')
+    quiet = runner.invoke(cli, [*config, "issue", "lint", "--week", EMPTY_WEEK])
+    assert quiet.exit_code == 0 and "OK to send" in quiet.output

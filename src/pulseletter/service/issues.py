@@ -82,12 +82,12 @@ def compose_week(app: App, week: Week) -> Composed:
         issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
         if issue is not None and issue.state in FROZEN_STATES:
             content = IssueContent.from_json(issue.content)
-            return Composed(
-                issue.key, issue.number, content, compiled_from(issue), content.is_empty
-            )
+            quiet = bool(issue.content.get("quiet"))
+            return Composed(issue.key, issue.number, content, compiled_from(issue), quiet)
         number = issue.number if issue and issue.state != SKIPPED else _next_number(session)
     content, compiled = compose(app, week, number)
-    return Composed(week.key, number, content, compiled, content.is_empty)
+    quiet = content.is_empty and app.settings.content.empty_week == "quiet"
+    return Composed(week.key, number, content, compiled, quiet)
 
 
 def prepare_issue(app: App, week: Week) -> Issue:
