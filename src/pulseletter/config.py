@@ -74,6 +74,15 @@ def _http_url(v: str) -> str | None:
     return f"{v!r} must be an absolute http(s) URL"
 
 
+def _color(v: str) -> str | None:
+    """Theme colours go into CSS and MJML attributes: only #rgb / #rrggbb is accepted."""
+    import re
+
+    if re.fullmatch(r"#(?:[0-9a-fA-F]{3}){1,2}", v):
+        return None
+    return f"{v!r} must be a hex colour such as #1f3a5f"
+
+
 def _weekday_time(v: str) -> str | None:
     from pulseletter.schedule_spec import parse_send_spec
 
@@ -105,10 +114,19 @@ class ThemeSettings:
     """Colours, logo and fonts of the email."""
 
     logo_url: str = ""
-    brand_color: str = "#1f3a5f"
-    accent_color: str = "#e4572e"
-    text_color: str = "#1b1b1b"
-    background_color: str = "#f4f5f7"
+    logo_width: int = _check(_positive, 160)
+    logo_height: int = _check(_positive, 40)
+    brand_color: str = _check(_color, "#1f3a5f")
+    accent_color: str = _check(_color, "#b8401f")
+    text_color: str = _check(_color, "#1b1b1b")
+    muted_color: str = _check(_color, "#555555")
+    surface_color: str = _check(_color, "#ffffff")
+    background_color: str = _check(_color, "#f4f5f7")
+    dark_background_color: str = _check(_color, "#121417")
+    dark_surface_color: str = _check(_color, "#1d2127")
+    dark_text_color: str = _check(_color, "#e6e8eb")
+    dark_accent_color: str = _check(_color, "#ff9a76")
+    dark_link_color: str = _check(_color, "#9cc4ff")
     fonts: dict[str, str] = field(default_factory=dict)
     font_family: str = "Helvetica, Arial, sans-serif"
 
@@ -138,6 +156,11 @@ class ContentSettings:
 class IssueSettings:
     subject: str = "{newsletter} #{number}: {lead_title}"
     preheader: str = ""
+    preheader_max: int = _check(_positive, 110)
+    subject_warn_length: int = _check(_positive, 70)
+    quiet_message: str = (
+        "A quiet week: nothing new made the cut. We will be back next week with more."
+    )
     max_articles: int = _check(_positive, 6)
     insights_per_article: int = _check(_non_negative, 3)
     min_related_score: float = _check(_non_negative, 0.2)

@@ -1,14 +1,22 @@
 """Issue use cases: compose the week's issue under its unique key, check it, show its state.
 
-Sending lives in ``service.sending``."""
+Sending lives in ``service.sending``; it calls ``check_sendable`` (the lint gate) first."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from pulseletter.compose.render import CompiledIssue, Recipient, compile_issue, personalise
+from pulseletter.compose.lint import LintReport, lint_compiled
+from pulseletter.compose.render import (
+    CompiledIssue,
+    compile_issue,
+    compile_web_page,
+)
+from pulseletter.compose.subject import make_preheader, make_subject
 from pulseletter.content.selection import IssueContent
 from pulseletter.content.week import Week, last_complete_week, week_from_key
 from pulseletter.db.models import Issue
@@ -19,6 +27,18 @@ from pulseletter.service.content import week_content
 
 log = logging.getLogger(__name__)
 FROZEN_STATES = ("sending", "paused", "sent", "cancelled")
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A composed issue that is not stored (yet): what preview and lint look at."""
+
+    key: str
+    number: int
+    content: IssueContent
+    compiled: CompiledIssue
+    quiet: bool
 
 
 def resolve_week(app: App, key: str | None) -> Week:
@@ -29,95 +49,138 @@ def resolve_week(app: App, key: str | None) -> Week:
     return last_complete_week(app.clock(), s.timezone, s.content.week_start)
 
 
-def make_subject(app: App, content: IssueContent, number: int) -> str:
-    lead = content.lead.title if content.lead else "A quiet week"
-    return app.settings.issue.subject.format(
-        newsletter=app.settings.newsletter.name,
+def compose_content(app: App, content: IssueContent, number: int) -> CompiledIssue:
+    """Subject, preheader and the compiled issue for this content (no database access)."""
+    s = app.settings
+    return compile_issue(
+        s,
+        content,
         number=number,
-        lead_title=lead,
-        week=content.week_key,
+        subject=make_subject(
+            s.issue.subject, newsletter=s.newsletter.name, number=number, content=content
+        ),
+        preheader=make_preheader(s.issue.preheader, content, s.issue.preheader_max),
     )
-
-
-def make_preheader(app: App, content: IssueContent, limit: int = 110) -> str:
-    text = app.settings.issue.preheader or (content.lead.tldr if content.lead else "")
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
 def compose(app: App, week: Week, number: int) -> tuple[IssueContent, CompiledIssue]:
     content = week_content(app, week)
-    compiled = compile_issue(
-        app.settings,
-        content,
-        number=number,
-        subject=make_subject(app, content, number),
-        preheader=make_preheader(app, content),
-    )
-    return content, compiled
+    return content, compose_content(app, content, number)
+
+
+def _next_number(session: Session) -> int:
+    """Skipped weeks do not use up an issue number."""
+    top = session.scalar(select(func.max(Issue.number)).where(Issue.state != SKIPPED))
+    return (top or 0) + 1
+
+
+def compose_week(app: App, week: Week) -> Composed:
+    """Compose the week's issue in memory, as ``prepare_issue`` would, without storing it.
+
+    A frozen issue (sending or sent) is returned as stored: that is what subscribers get."""
+    with app.db.reading() as session:
+        issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
+        if issue is not None and issue.state in FROZEN_STATES:
+            content = IssueContent.from_json(issue.content)
+            quiet = bool(issue.content.get("quiet"))
+            return Composed(issue.key, issue.number, content, compiled_from(issue), quiet)
+        number = issue.number if issue and issue.state != SKIPPED else _next_number(session)
+    content, compiled = compose(app, week, number)
+    quiet = content.is_empty and app.settings.content.empty_week == "quiet"
+    return Composed(week.key, number, content, compiled, quiet)
 
 
 def prepare_issue(app: App, week: Week) -> Issue:
-    """Create or refresh the week's issue; an issue already sending or sent stays frozen."""
+    """Create or refresh the week's issue; an issue already sending or sent stays frozen.
+
+    An empty week follows ``content.empty_week``: "skip" records the issue as skipped (never
+    sent), "quiet" composes the short quiet-week issue, which can be sent."""
     with app.db.writing() as session:
         issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
         if issue is not None and issue.state in FROZEN_STATES:
             return issue
+        content = week_content(app, week)
+        skip = content.is_empty and app.settings.content.empty_week == "skip"
         if issue is None:
-            number = (session.scalar(select(func.max(Issue.number))) or 0) + 1
             issue = Issue(
                 key=week.key,
-                number=number,
+                number=0 if skip else _next_number(session),
                 week_start=week.start,
                 week_end=week.end,
                 state="draft",
                 created_at=app.clock(),
             )
             session.add(issue)
-            session.flush()
-        content, compiled = compose(app, week, issue.number)
-        if content.is_empty:
-            raise LintError([f"{week.key} has no articles: nothing to send"])
+        elif issue.state == SKIPPED and not skip:
+            issue.number = _next_number(session)
+        issue.content = {**content.to_json(), "quiet": content.is_empty and not skip}
+        issue.updated_at = app.clock()
+        if skip:
+            issue.state, issue.state_reason = SKIPPED, "no articles this week (empty_week = skip)"
+            issue.subject = issue.preheader = issue.html = issue.text = issue.web_html = ""
+            log.info("%s has no articles: skipped", week.key)
+            return issue
+        compiled = compose_content(app, content, issue.number)
         issue.subject, issue.preheader = compiled.subject, compiled.preheader
         issue.html, issue.text = compiled.html, compiled.text
-        issue.content = content.to_json()
-        issue.state = "ready"
-        issue.updated_at = app.clock()
+        issue.web_html = _web_page(app, issue.key, issue.number, content, compiled)
+        issue.state, issue.state_reason = "ready", ""
         return issue
+
+
+def _web_page(
+    app: App, key: str, number: int, content: IssueContent, compiled: CompiledIssue
+) -> str:
+    return compile_web_page(
+        app.settings,
+        content,
+        number=number,
+        subject=compiled.subject,
+        preheader=compiled.preheader,
+        web_url=archive_url(app, key),
+    )
+
+
+def archive_url(app: App, key: str) -> str:
+    return f"{app.settings.web.base_url.rstrip('/')}/archive/{key}"
 
 
 def compiled_from(issue: Issue) -> CompiledIssue:
     return CompiledIssue(issue.subject, issue.preheader, issue.html, issue.text)
 
 
+def lint_report(app: App, compiled: CompiledIssue, content: dict[str, object]) -> LintReport:
+    """The lint gate's findings for a compiled issue and its content snapshot."""
+    empty = not content.get("stories") and not content.get("quiet")
+    return lint_compiled(
+        compiled, empty=empty, subject_warn_length=app.settings.issue.subject_warn_length
+    )
+
+
+def lint_composed(app: App, composed: Composed) -> LintReport:
+    data = {**composed.content.to_json(), "quiet": composed.quiet}
+    return lint_report(app, composed.compiled, data)
+
+
+def lint_issue(app: App, issue: Issue) -> LintReport:
+    return lint_report(app, compiled_from(issue), issue.content)
+
+
 def check_sendable(app: App, issue: Issue) -> None:
     """The gate every send passes: raise LintError if the frozen issue must not go out."""
-    problems = []
-    if not issue.content.get("stories"):
-        problems.append("the issue has no stories")
-    for marker in ("{{", "{%", "<mj-"):
-        if marker in issue.html:
-            problems.append(f"leftover template or MJML tag {marker!r} in the HTML")
-    if "%%PL_UNSUBSCRIBE_URL%%" not in issue.html or "%%PL_UNSUBSCRIBE_URL%%" not in issue.text:
-        problems.append("no unsubscribe link in the body")
-    if problems:
-        raise LintError(problems)
+    if issue.state == SKIPPED:
+        raise LintError([f"{issue.key} was skipped: {issue.state_reason or 'no articles'}"])
+    report = lint_issue(app, issue)
+    if not report.ok:
+        raise LintError([f"[{f.code}] {f.message}" for f in report.errors])
 
 
 def web_version(app: App, issue: Issue) -> str:
-    """The issue as a public web page: no personal links (for the archive)."""
+    """The issue as a public web page (the "view in browser" link): no personal links."""
     if issue.web_html:
         return issue.web_html
-    base = app.settings.web.base_url.rstrip("/")
-    archive = Recipient(
-        unsubscribe_url=f"{base}/subscribe",
-        preferences_url=f"{base}/subscribe",
-        web_url=f"{base}/archive/{issue.key}",
-        name="",
-    )
-    return personalise(compiled_from(issue), archive)[0]
+    content = IssueContent.from_json(issue.content)
+    return _web_page(app, issue.key, issue.number, content, compiled_from(issue))
 
 
 def issue_status(app: App, key: str) -> tuple[Issue, dict[str, int]]:
