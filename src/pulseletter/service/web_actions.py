@@ -76,6 +76,11 @@ def send_confirmation(app: App, subscriber_id: int) -> bool:
         subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return False
+    if subscriber.needs_smtputf8:
+        # The shared message builder writes To: as ASCII; a non-ASCII local part needs an
+        # SMTPUTF8 message and relay. Recorded, not sent, so the operator can see it.
+        _record_failure(app, subscriber_id, "needs SMTPUTF8, which the message builder lacks")
+        return False
     subject, text, html, unsubscribe_url = confirmation_message(app, subscriber)
     reply = send_transactional(
         app,
@@ -87,22 +92,23 @@ def send_confirmation(app: App, subscriber_id: int) -> bool:
         unsubscribe_url=unsubscribe_url,
     )
     if not reply.ok:
-        log.warning(
-            "confirmation to subscriber %s refused: %s %s", subscriber_id, reply.code, reply.text
-        )
-        with app.db.writing() as session:
-            row = session.get(Subscriber, subscriber_id)
-            if row is not None:
-                detail = f"{reply.code} {reply.text}"[:500]
-                lifecycle.record(
-                    session,
-                    row,
-                    "confirmation_failed",
-                    source="mail",
-                    now=app.clock(),
-                    detail=detail,
-                )
+        log.warning("confirmation to subscriber %s refused: %s", subscriber_id, reply.code)
+        _record_failure(app, subscriber_id, f"{reply.code} {reply.text}")
     return reply.ok
+
+
+def _record_failure(app: App, subscriber_id: int, detail: str) -> None:
+    with app.db.writing() as session:
+        row = session.get(Subscriber, subscriber_id)
+        if row is not None:
+            lifecycle.record(
+                session,
+                row,
+                "confirmation_failed",
+                source="mail",
+                now=app.clock(),
+                detail=detail[:500],
+            )
 
 
 def confirmation_message(app: App, subscriber: Subscriber) -> tuple[str, str, str, str]:
