@@ -60,7 +60,7 @@ def import_csv(
     consented: bool = False,
     rejects_path: Path | None = None,
     encoding: str = "utf-8",
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     on_reject: Callable[[Rejected], None] | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:

@@ -70,8 +70,6 @@ def confirmation_allowed(app: App, subscriber_id: int) -> bool:
 
 def send_confirmation(app: App, subscriber_id: int) -> bool:
     """Mail a confirmation link if the per-address limit allows; True if one was accepted."""
-    if not confirmation_allowed(app, subscriber_id):
-        return False
     with app.db.reading() as session:
         subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
@@ -80,6 +78,8 @@ def send_confirmation(app: App, subscriber_id: int) -> bool:
         # The shared message builder writes To: as ASCII; a non-ASCII local part needs an
         # SMTPUTF8 message and relay. Recorded, not sent, so the operator can see it.
         _record_failure(app, subscriber_id, "needs SMTPUTF8, which the message builder lacks")
+        return False
+    if not confirmation_allowed(app, subscriber_id):
         return False
     subject, text, html, unsubscribe_url = confirmation_message(app, subscriber)
     reply = send_transactional(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -21,8 +21,7 @@ _PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_%+\-]+(?:\.[A-Za-z0-9_%+\-]+)*")
 _PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.\-]+")
 
 
-@dataclass(frozen=True)
-class ValidAddress:
+class ValidAddress(NamedTuple):
     email: str  # normalised form, stored
     key: str  # case-folded, for uniqueness
     needs_smtputf8: bool
@@ -74,7 +73,7 @@ class AddressChecker:
     def __init__(self, *, check_deliverability: bool = False, max_domains: int = 20_000) -> None:
         self.check_deliverability = check_deliverability
         self.max_domains = max_domains
-        self._domains: OrderedDict[str, str | None] = OrderedDict()  # domain -> normalised or None
+        self._domains: OrderedDict[str, str | None] = OrderedDict()  # as written -> normalised
 
     def check(self, raw: str) -> ValidAddress:
         raw = raw.strip()
@@ -85,26 +84,25 @@ class AddressChecker:
             and len(local) <= 64
             and len(raw) <= 254
             and _PLAIN_LOCAL.fullmatch(local)
-            and _PLAIN_DOMAIN.fullmatch(domain)
         ):
-            normal_domain = self._domain(domain)
-            if normal_domain is not None:
-                email = f"{local}@{normal_domain}"
-                return ValidAddress(email, email.casefold(), False)
+            normal_domain = self._domains.get(domain) or self._domain(domain)
+            if normal_domain:
+                email = local + "@" + normal_domain
+                return ValidAddress(email, email.lower(), False)  # ASCII: lower() == casefold()
         return normalise_address(raw, check_deliverability=self.check_deliverability)
 
     def _domain(self, domain: str) -> str | None:
         """The normalised domain, or None when the slow path must decide (and explain)."""
-        lowered = domain.lower()
-        if lowered in self._domains:
-            self._domains.move_to_end(lowered)
-            return self._domains[lowered]
+        if not _PLAIN_DOMAIN.fullmatch(domain):
+            return None
+        if domain in self._domains:
+            return self._domains[domain]
         try:
-            info = validate_email("a@" + lowered, check_deliverability=False)
+            info = validate_email("a@" + domain, check_deliverability=False)
             result: str | None = info.domain
         except EmailNotValidError:
             result = None
-        self._domains[lowered] = result
+        self._domains[domain] = result
         if len(self._domains) > self.max_domains:
             self._domains.popitem(last=False)
         return result

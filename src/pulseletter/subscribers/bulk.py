@@ -7,10 +7,11 @@ interrupted import keeps what it finished and a re-run skips those rows as exist
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, insert, literal, select
@@ -21,6 +22,23 @@ from pulseletter.db.models import Subscriber, SubscriberEvent, Suppression
 from pulseletter.subscribers.addresses import address_hash
 from pulseletter.subscribers.csv_format import ImportRow, Rejected
 from pulseletter.subscribers.lifecycle import SUPPRESSING
+
+INSERT_COLUMNS = (
+    "email",
+    "email_key",
+    "name",
+    "status",
+    "status_changed_at",
+    "status_reason",
+    "source",
+    "token",
+    "needs_smtputf8",
+    "paused_until",
+    "bounce_count",
+    "attributes",
+    "created_at",
+    "confirmed_at",
+)
 
 
 @dataclass(frozen=True)
@@ -52,23 +70,52 @@ class BatchImporter:
                 first_line[row.key] = row.line
                 unique.append(row)
         with self.db.writing() as session:
-            existing = self._existing(session, [r.key for r in unique])
             erased = self._erased(session, [r.key for r in unique]) if self.check_erased else set()
-            values: list[dict[str, Any]] = []
+            candidates = []
             for row in unique:
-                found = existing.get(row.key)
-                if found is not None:
-                    rejected.append(_reject(row, self._why_existing(*found)))
-                elif row.key in erased:
+                if row.key in erased:
                     rejected.append(_reject(row, "erased on request: the address is suppressed"))
                 else:
-                    values.append(self._values(row))
-            if values:
-                before = session.scalar(select(func.max(Subscriber.id))) or 0
-                session.execute(insert(Subscriber), values)
-                self._events(session, before)
+                    candidates.append(row)
+            inserted, skipped = self._insert(session, candidates)
+        rejected.extend(skipped)
         rejected.sort(key=lambda r: r.line)
-        return BatchResult(len(values), rejected)
+        return BatchResult(inserted, rejected)
+
+    def _insert(self, session: Session, rows: list[ImportRow]) -> tuple[int, list[Rejected]]:
+        """Insert what is new; existing addresses are skipped by the database and reported."""
+        if not rows:
+            return 0, []
+        before = session.scalar(select(func.max(Subscriber.id))) or 0
+        conn = session.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            f"INSERT INTO subscribers ({', '.join(INSERT_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(INSERT_COLUMNS))}) "
+            "ON CONFLICT (email_key) DO NOTHING"
+        )
+        now: Any = self.now.astimezone(UTC).replace(tzinfo=None)
+        if sqlite:
+            now = now.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite storage format
+        conn.exec_driver_sql(sql, [self._values(row, now) for row in rows])
+        new_keys = set(
+            session.scalars(
+                select(Subscriber.email_key).where(
+                    Subscriber.id > before, Subscriber.status_reason == self.run
+                )
+            )
+        )
+        skipped: list[Rejected] = []
+        if len(new_keys) < len(rows):
+            old = [r for r in rows if r.key not in new_keys]
+            existing = self._existing(session, [r.key for r in old])
+            for row in old:
+                status, reason = existing.get(row.key, ("", ""))
+                skipped.append(_reject(row, self._why_existing(status, reason)))
+        if new_keys:
+            self._events(session, before)
+        return len(new_keys), skipped
 
     def _existing(self, session: Session, keys: list[str]) -> dict[str, tuple[str, str]]:
         if not keys:
@@ -90,26 +137,28 @@ class BatchImporter:
             return f"suppressed ({status}): left unchanged"
         return f"already a subscriber ({status}): left unchanged"
 
-    def _values(self, row: ImportRow) -> dict[str, Any]:
+    def _values(self, row: ImportRow, now: Any) -> tuple[Any, ...]:
+        """One row in INSERT_COLUMNS order."""
         status = row.status if row.status in SUPPRESSING else "pending"
         if self.consented and row.status in ("", "active", "pending"):
             status = "active"
-        return {
-            "email": row.email,
-            "email_key": row.key,
-            "name": row.name,
-            "status": status,
-            "status_changed_at": self.now,
-            "status_reason": self.run,
-            "source": self.source,
-            "token": secrets.token_urlsafe(24),
-            "needs_smtputf8": row.needs_smtputf8,
-            "paused_until": None,
-            "bounce_count": 0,
-            "attributes": row.attributes,
-            "created_at": self.now,
-            "confirmed_at": self.now if status == "active" else None,
-        }
+        attributes = json.dumps(row.attributes, ensure_ascii=False) if row.attributes else "{}"
+        return (
+            row.email,
+            row.key,
+            row.name,
+            status,
+            now,
+            self.run,
+            self.source,
+            secrets.token_urlsafe(24),
+            row.needs_smtputf8,
+            None,
+            0,
+            attributes,
+            now,
+            now if status == "active" else None,
+        )
 
     def _events(self, session: Session, before: int) -> None:
         """One history event per new row, written by the database in one statement."""

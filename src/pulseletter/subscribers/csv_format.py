@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from pulseletter.errors import SubscriberError
 from pulseletter.subscribers.addresses import AddressChecker
@@ -64,8 +64,7 @@ class CsvLayout:
     ignored: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class ImportRow:
+class ImportRow(NamedTuple):
     line: int
     email: str
     key: str
@@ -160,8 +159,6 @@ def read_rows(
 def parse_row(
     line: int, fields: list[str], layout: CsvLayout, checker: AddressChecker
 ) -> ImportRow | Rejected:
-    if _SURROGATE.search("".join(fields)):
-        return Rejected(line, "not valid text in the file's encoding (use --encoding)", fields)
     if len(fields) > layout.width:
         return Rejected(
             line,
@@ -171,11 +168,18 @@ def parse_row(
         )
     if layout.email >= len(fields) or not fields[layout.email].strip():
         return Rejected(line, "no email address", fields)
+    if not fields[layout.email].isascii() and _SURROGATE.search("".join(fields)):
+        return Rejected(line, "not valid text in the file's encoding (use --encoding)", fields)
     try:
         address = checker.check(fields[layout.email])
     except SubscriberError as exc:
         return Rejected(line, str(exc), fields)
-    name = _name(fields, layout)
+    n = len(fields)
+    name = fields[layout.name].strip() if layout.name is not None and layout.name < n else ""
+    if not name and (layout.first is not None or layout.last is not None):
+        name = _first_last(fields, layout)
+    if not name.isascii() and _SURROGATE.search("".join(fields)):
+        return Rejected(line, "not valid text in the file's encoding (use --encoding)", fields)
     if "\r" in name or "\n" in name:
         return Rejected(line, "the name contains a line break", fields)
     if len(name) > 200:
@@ -183,6 +187,8 @@ def parse_row(
     attributes: dict[str, Any] = {}
     if layout.attributes is not None and layout.attributes < len(fields):
         raw_attrs = fields[layout.attributes].strip()
+        if not raw_attrs.isascii() and _SURROGATE.search(raw_attrs):
+            return Rejected(line, "not valid text in the file's encoding (use --encoding)", fields)
         if raw_attrs:
             try:
                 attributes = json.loads(raw_attrs)
@@ -200,11 +206,9 @@ def parse_row(
     )
 
 
-def _name(fields: list[str], layout: CsvLayout) -> str:
-    def get(i: int | None) -> str:
-        return fields[i].strip() if i is not None and i < len(fields) else ""
-
-    name = get(layout.name)
-    if not name and (layout.first is not None or layout.last is not None):
-        name = " ".join(p for p in (get(layout.first), get(layout.last)) if p)
-    return name
+def _first_last(fields: list[str], layout: CsvLayout) -> str:
+    parts = (
+        fields[i].strip() if i is not None and i < len(fields) else ""
+        for i in (layout.first, layout.last)
+    )
+    return " ".join(p for p in parts if p)
