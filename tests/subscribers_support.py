@@ -4,10 +4,17 @@ reading links out of the messages a transport received."""
 from __future__ import annotations
 
 import email
+import os
 import re
+import subprocess
+import sys
+import time
 import warnings
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
 
 with warnings.catch_warnings():  # Starlette 1.x prefers httpx2 for its TestClient; httpx works
     warnings.simplefilter("ignore")
@@ -70,3 +77,25 @@ def unsubscribe_url(data: bytes) -> str:
 
 def path_of(url: str) -> str:
     return re.sub(r"^https?://[^/]+", "", url)
+
+
+def start_server(config: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSELETTER_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pulseletter", "--config", str(config), "serve", "--web-only"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read().decode() if proc.stdout else ""
+            raise AssertionError(f"the server exited: {out}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise AssertionError("the server did not answer /healthz within 15 s")

@@ -5,10 +5,6 @@ subscriber then gets nothing from the next issue."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +22,7 @@ from pulseletter.service.demo import copy_sample_content
 from pulseletter.service.issues import prepare_issue, resolve_week
 from pulseletter.service.sending import send_issue
 from pulseletter.service.subscribers import add_demo_subscribers, find
-from subscribers_support import parse, unsubscribe_url
+from subscribers_support import parse, start_server, unsubscribe_url
 
 
 @pytest.fixture
@@ -45,28 +41,6 @@ def site(tmp_path: Path, smtp_sink: SmtpSink) -> Iterator[tuple[Path, int]]:
         },
     )
     yield config, port
-
-
-def start_server(config: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSELETTER_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pulseletter", "--config", str(config), "serve", "--web-only"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            raise AssertionError(f"the server exited: {out}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.terminate()
-    raise AssertionError("the server did not answer /healthz within 15 s")
 
 
 def test_gmail_style_one_click_over_real_http_stops_the_next_issue(
