@@ -5,6 +5,8 @@ subscriber then gets nothing from the next issue."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +83,30 @@ def test_gmail_style_one_click_over_real_http_stops_the_next_issue(
         assert again.status_code == 200
         assert "set-cookie" not in answer.headers
         assert answer.headers["referrer-policy"] == "no-referrer"
+        curl = shutil.which("curl")
+        if curl:  # the issue's own words: a curl POST gets 200 (a repeat, so idempotent too)
+            out = subprocess.run(
+                [
+                    curl,
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{redirect_url}",
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Content-Type: application/x-www-form-urlencoded",
+                    "--data",
+                    "List-Unsubscribe=One-Click",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+            assert out.strip() == "200"
     finally:
         server.terminate()
         server.wait(timeout=10)
