@@ -256,3 +256,21 @@ def test_cli_add_list_show_unsubscribe_delete_stats(runner: CliRunner, site: lis
     stats = json.loads(run("stats", "--format", "json"))
     assert stats["erased"] == 1 and stats["by_status"]["active"] == 0
     assert "week" in run("stats")
+    assert "deleted 0 unconfirmed" in run("purge-pending", "--older-than", "30", "--yes")
+
+
+def test_purge_pending_removes_only_old_unconfirmed_sign_ups(app: App, clock: FixedClock) -> None:
+    svc.add(app, "old@example.com")
+    svc.add(app, "oldactive@example.com", status="active")
+    svc.add(app, "oldleft@example.com", status="active")
+    svc.unsubscribe(app, "oldleft@example.com")
+    clock.advance(days=40)
+    svc.add(app, "new@example.com")
+    assert svc.purge_pending(app, 30) == 1
+    assert sorted(s.email for s in svc.list_subscribers(app)) == [
+        "new@example.com",
+        "oldactive@example.com",
+        "oldleft@example.com",
+    ]
+    with pytest.raises(SubscriberError):
+        svc.purge_pending(app, 0)

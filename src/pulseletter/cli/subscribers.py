@@ -215,6 +215,29 @@ def delete(state: CliState, email: str, erase: bool, yes: bool) -> None:
     click.echo(f"{email}: {subscriber_service.delete(state.app(), email, erase=erase)}")
 
 
+@subscribers.command("purge-pending")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=1),
+    required=True,
+    help="Delete pending subscribers who joined more than this many days ago.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+def purge_pending(state: CliState, days: int, yes: bool) -> None:
+    """Delete sign-ups that were never confirmed (suppressed addresses are never touched).
+
+    \b
+    Example:
+      pulseletter subscribers purge-pending --older-than 30 --yes
+    """
+    if not yes:
+        click.confirm(f"Delete every pending subscriber older than {days} days?", abort=True)
+    removed = subscriber_service.purge_pending(state.app(), days)
+    click.echo(f"deleted {removed} unconfirmed subscriber(s)")
+
+
 @subscribers.command("stats")
 @click.option("--weeks", type=click.IntRange(1, 520), default=8, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")

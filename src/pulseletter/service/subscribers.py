@@ -180,6 +180,27 @@ def delete(app: App, email: str, *, erase: bool = False, source: str = "cli") ->
         return "deleted"
 
 
+def purge_pending(app: App, older_than_days: int, *, source: str = "cli") -> int:
+    """Delete sign-ups never confirmed within ``older_than_days``: a stranger may have typed
+    those addresses, so keeping them forever keeps data nobody consented to."""
+    if older_than_days < 1:
+        raise SubscriberError("--older-than must be at least 1 day")
+    cutoff = app.clock() - timedelta(days=older_than_days)
+    removed = 0
+    while True:
+        with app.db.writing() as session:
+            rows = session.scalars(
+                select(Subscriber)
+                .where(Subscriber.status == "pending", Subscriber.created_at < cutoff)
+                .limit(1000)
+            ).all()
+            for subscriber in rows:
+                lifecycle.delete_subscriber(session, subscriber, source=source, now=app.clock())
+        removed += len(rows)
+        if len(rows) < 1000:
+            return removed
+
+
 @dataclass(frozen=True)
 class Stats:
     by_status: dict[str, int]
