@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def create_app(app: App) -> Starlette:
     pages = Pages(app.settings)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
         if _wants_json(request):
             return JSONResponse({"error": _REASONS.get(status, "error")}, status_code=status)
@@ -76,7 +76,7 @@ def create_app(app: App) -> Starlette:
         debug=False,
         routes=routes,
         middleware=[Middleware(SecurityHeaders)],
-        exception_handlers={HTTPException: not_found, 500: server_error},
+        exception_handlers={HTTPException: http_error, 500: server_error},
     )
 
 
