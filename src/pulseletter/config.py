@@ -211,6 +211,7 @@ class SecuritySettings:
     secret: str = _secret()
     secret_file: str = ""
     confirm_token_hours: int = _check(_positive, 72)
+    csrf_token_minutes: int = _check(_positive, 120)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ class WebSettings:
     host: str = "127.0.0.1"
     port: int = _check(_port, 8025)
     base_url: str = _check(_http_url, "http://127.0.0.1:8025")
+    subscribe_per_ip_per_hour: int = _check(_positive, 20)
+    trust_forwarded_for: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,8 @@ class ScheduleSettings:
 @dataclass(frozen=True)
 class SubscriberSettings:
     check_deliverability: bool = False
+    confirmations_per_address_per_day: int = _check(_positive, 3)
+    confirmation_rate_per_second: float = _check(_non_negative, 5.0)
 
 
 SECTIONS: dict[str, type] = {

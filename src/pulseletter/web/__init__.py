@@ -1,0 +1,1 @@
+"""The public web app (Starlette): sign-up, confirm, unsubscribe, preferences, archive, health."""
