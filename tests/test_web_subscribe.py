@@ -10,6 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from sqlalchemy import func, select, text
 
+from compose_support import hostile_content
 from conftest import ConfigWriter, FixedClock
 from pulseletter.db.migrate import upgrade
 from pulseletter.db.models import Issue, Subscriber, SubscriberEvent
@@ -18,6 +19,7 @@ from pulseletter.mail.transports import MemoryTransport
 from pulseletter.service import subscribers as subscriber_service
 from pulseletter.service import web_actions
 from pulseletter.service.app import App
+from pulseletter.service.issues import compose_content
 from pulseletter.web.security import SECURITY_HEADERS
 from subscribers_support import (
     client,
@@ -301,10 +303,9 @@ def test_preferences_rename_pause_and_unsubscribe(app: App, clock: FixedClock) -
 
 
 def add_issue(app: App, key: str, state: str, number: int, when: datetime) -> None:
-    html = (
-        "<html><body><h1>Issue NUMBER</h1><a href='%%PL_UNSUBSCRIBE_URL%%'>unsubscribe</a>"
-        "<p>Hello %%PL_NAME%%</p></body></html>"
-    ).replace("NUMBER", str(number))
+    """A composed issue (real templates) whose web page is rendered from its frozen content."""
+    content = hostile_content(f"Issue {number}", image=False)
+    compiled = compose_content(app, content, number)
     with app.db.writing() as session:
         session.add(
             Issue(
@@ -315,8 +316,9 @@ def add_issue(app: App, key: str, state: str, number: int, when: datetime) -> No
                 state=state,
                 subject=f"Subject {number} <&>",
                 preheader="pre",
-                html=html,
-                text="%%PL_UNSUBSCRIBE_URL%%",
+                html=compiled.html,
+                text=compiled.text,
+                content=content.to_json(),
                 sent_at=when if state == "sent" else None,
             )
         )
