@@ -148,8 +148,9 @@ class MessageTemplate:
             'Content-Type: text/{}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable'
         )
         self._text_open = f"--{self.boundary}\r\n{part.format('plain')}\r\n\r\n".encode()
-        self._html_open = f"--{self.boundary}\r\n{part.format('html')}\r\n\r\n".encode()
-        self._close = f"--{self.boundary}--\r\n".encode()
+        # the CRLF before a boundary belongs to the boundary, not to the part's content
+        self._html_open = f"\r\n--{self.boundary}\r\n{part.format('html')}\r\n\r\n".encode()
+        self._close = f"\r\n--{self.boundary}--\r\n".encode()
 
     def render(
         self,
