@@ -106,8 +106,9 @@ def test_fast_path_parses_to_the_same_message_as_email_message(
     assert fast_parts == slow_parts
     # To is held against the input itself: the stdlib reference mangles some names (one that
     # looks like an encoded-word, e.g. '=??Q??=', comes back empty), the fast path must not
+    # (runs of spaces inside a phrase are one space to a reader, and the parser says so too)
     fast_to = parse(fast)["To"].addresses[0]
-    assert fast_to.display_name == name
+    assert " ".join(fast_to.display_name.split()) == " ".join(name.split())
     assert fast_to.addr_spec == wire_address(address)[0]  # punycoded domain
     assert [h for h in fast_headers if h[0] != "to"] == [h for h in slow_headers if h[0] != "to"]
 
