@@ -48,7 +48,9 @@ def issue_text() -> str:
     )
 
 
-def make_issue(app: App, subscribers: int, *, body_kb: int = 2, names: bool = True) -> Issue:
+def make_issue(
+    app: App, subscribers: int, *, body_kb: int = 2, names: bool = True, state: str = "ready"
+) -> Issue:
     """``subscribers`` active subscribers and a ready issue under KEY (no compose needed)."""
     now = app.clock()
     with app.db.writing() as session:
@@ -65,7 +67,8 @@ def make_issue(app: App, subscribers: int, *, body_kb: int = 2, names: bool = Tr
             number=7,
             week_start=now - timedelta(days=7),
             week_end=now,
-            state="ready",
+            state=state,
+            send_started_at=now if state == "sending" else None,
             subject="The Weekly Pulse #7: Grid batteries outgrow the pilot",
             html=issue_html(body_kb),
             text=issue_text(),
@@ -115,6 +118,7 @@ class FaultHandler:
     unacked: list[tuple[str, bytes]] = field(default_factory=list)  # dot seen, no reply sent
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     commands: list[str] = field(default_factory=list)
+    held: int = 0  # DATA replies that waited on ``hold``
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_MAIL(
@@ -143,9 +147,14 @@ class FaultHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         rcpt = envelope.rcpt_tos[0]
         data: bytes = envelope.original_content or envelope.content
-        if self.hold is not None:
+        if self.hold is not None and self.hold.is_set():
+            # an MTA that has queued the message (delivered) but is slow to say so
+            with self.lock:
+                self.held += 1
+                self.accepted.append((rcpt, data))
             while self.hold.is_set():
                 await asyncio.sleep(0.01)
+            return "250 Message accepted (late)"
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         if rcpt in self.drop_after_dot:
