@@ -73,6 +73,7 @@ def wait_until(
         time.sleep(0.002)
 
 
+@pytest.mark.slow
 def test_sigkill_at_several_points_then_resume_misses_nobody(
     crash_setup: tuple[App, FaultHandler, Path],
 ) -> None:
@@ -125,6 +126,7 @@ def test_sigkill_at_several_points_then_resume_misses_nobody(
         assert rows[rcpt].last_text.startswith(UNCERTAIN), rows[rcpt].last_text
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_messages_and_exits_0(
     crash_setup: tuple[App, FaultHandler, Path],
 ) -> None:
