@@ -153,3 +153,24 @@ def test_to_header_forms() -> None:
     folded = format_to("Zoë " * 30, "a@b.example")
     assert all(len(line) <= 78 for line in folded.split(b"\r\n"))
     assert folded.startswith(b"To: =?utf-8?b?")
+
+
+def test_fast_path_output_needs_no_dot_stuffing_and_says_so() -> None:
+    from pulseletter.mail.transports import DotSafe, dot_stuff
+
+    out = TEMPLATE.render(
+        to_address="a@example.com",
+        to_name=". Dotty",
+        message_id="<m@x>",
+        date=WHEN,
+        unsubscribe_url="https://e.x/u/t",
+        values={
+            "unsubscribe_url": ".x",
+            "preferences_url": ".p",
+            "web_url": "." * 200,
+            "name": ".",
+        },
+    )
+    assert isinstance(out, DotSafe) and out.endswith(b"\r\n")
+    assert not out.startswith(b".") and b"\r\n." not in out
+    assert dot_stuff(bytes(out)) == bytes(out)  # the generic scan agrees: nothing to stuff

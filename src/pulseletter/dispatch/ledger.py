@@ -12,7 +12,9 @@ counted, and their number is bounded by the number of connections in flight at t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,11 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, and_, func, insert, literal, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from pulseletter.db import Database
 from pulseletter.db.models import Delivery, Issue, Subscriber
+from pulseletter.db.types import UTCDateTime
 from pulseletter.subscribers.lifecycle import set_status
 
 UNCERTAIN = "possible duplicate: "
@@ -241,6 +244,37 @@ class Result:
     refund_attempt: bool = False
 
 
+def _times(*names: str) -> list[Any]:
+    return [bindparam(name, type_=UTCDateTime()) for name in names]
+
+
+# The hot path: plain statements compiled once (building an update() per message costs more
+# than the SQLite commit itself).
+class _Sql:
+    record = (
+        "UPDATE deliveries SET status = :status, last_code = :code, last_text = :text,"
+        " lease_owner = '', lease_until = NULL, next_attempt_at = :next, updated_at = :now,"
+        " relay = CASE WHEN :relay = '' THEN relay ELSE :relay END,"
+        " sent_at = CASE WHEN :status = 'sent' THEN :now ELSE sent_at END,"
+        " attempts = attempts - :refund WHERE id = :id"
+    )
+    status = "SELECT status FROM subscribers WHERE id = :id"
+    start = (
+        "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = :mid,"
+        " lease_until = :lease, updated_at = :now WHERE id = :id AND lease_owner = :owner"
+    )
+    skip = (
+        "UPDATE deliveries SET status = 'skipped', last_text = :text, lease_owner = '',"
+        " lease_until = NULL, updated_at = :now WHERE id = :id AND lease_owner = :owner"
+    )
+
+
+_RECORD = text(_Sql.record).bindparams(*_times("now", "next"))
+_STATUS = text(_Sql.status)
+_START = text(_Sql.start).bindparams(*_times("now", "lease"))
+_SKIP = text(_Sql.skip).bindparams(*_times("now"))
+
+
 def step(
     db: Database,
     now: datetime,
@@ -265,53 +299,38 @@ def step(
             return None
         status = None
         if start.subscriber_id is not None:
-            status = conn.execute(
-                select(Subscriber.status).where(Subscriber.id == start.subscriber_id)
-            ).scalar()
+            status = conn.execute(_STATUS, {"id": start.subscriber_id}).scalar()
         if status != "active":
-            conn.execute(
-                update(Delivery)
-                .where(Delivery.id == start.delivery_id, Delivery.lease_owner == owner)
-                .values(
-                    status="skipped",
-                    last_text=f"subscriber is {status or 'erased'} since fan-out: not mailed",
-                    lease_owner="",
-                    lease_until=None,
-                    updated_at=now,
-                )
-            )
+            why = f"subscriber is {status or 'erased'} since fan-out: not mailed"
+            conn.execute(_SKIP, {"text": why, "now": now, "id": start.delivery_id, "owner": owner})
             return False
         taken = conn.execute(
-            update(Delivery)
-            .where(Delivery.id == start.delivery_id, Delivery.lease_owner == owner)
-            .values(
-                status="sending",
-                attempts=Delivery.attempts + 1,
-                message_id=message_id,
-                lease_until=now + lease,
-                updated_at=now,
-            )
+            _START,
+            {
+                "mid": message_id,
+                "lease": now + lease,
+                "now": now,
+                "id": start.delivery_id,
+                "owner": owner,
+            },
         ).rowcount
         return bool(taken)
 
 
 def _record(conn: Any, r: Result, now: datetime, bounce_limit: int) -> None:
-    values: dict[str, Any] = {
-        "status": r.status,
-        "last_code": r.code,
-        "last_text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
-        "lease_owner": "",
-        "lease_until": None,
-        "next_attempt_at": r.next_attempt_at,
-        "updated_at": now,
-    }
-    if r.relay:
-        values["relay"] = r.relay
-    if r.status == "sent":
-        values["sent_at"] = now
-    if r.refund_attempt:
-        values["attempts"] = Delivery.attempts - 1
-    conn.execute(update(Delivery).where(Delivery.id == r.delivery_id).values(**values))
+    conn.execute(
+        _RECORD,
+        {
+            "status": r.status,
+            "code": r.code,
+            "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
+            "next": r.next_attempt_at,
+            "now": now,
+            "relay": r.relay,
+            "refund": 1 if r.refund_attempt else 0,
+            "id": r.delivery_id,
+        },
+    )
     if r.hard_bounce and r.subscriber_id is not None:
         _count_bounce(conn, r, now, bounce_limit)
 
@@ -462,3 +481,114 @@ def issue_by_key(db: Database, key: str) -> Issue | None:
 def issue_state(db: Database, issue_id: int) -> str:
     with db.reading() as session:
         return str(session.scalar(select(Issue.state).where(Issue.id == issue_id)) or "")
+
+
+class FastStep:
+    """``step`` on one raw DB-API connection held by one sender thread.
+
+    SQLAlchemy's per-statement overhead is several times the cost of the SQLite commit, and
+    this runs twice per message; so the hot path speaks DB-API directly, with the same
+    statements and the same column encodings (via the dialect's bind processors). Rare
+    branches (a hard bounce changes a subscriber) go through ``step``.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+        dialect = self.engine.dialect
+        self.sqlite = dialect.name == "sqlite"
+        bind = UTCDateTime().bind_processor(dialect)
+        self.time: Any = (
+            bind if bind is not None else (lambda v: UTCDateTime().process_bind_param(v, dialect))
+        )
+        self.conn: Any = self.engine.raw_connection()
+        self.sql = {
+            name: self._sql(getattr(_Sql, name)) for name in ("record", "status", "start", "skip")
+        }
+
+    def _sql(self, statement: str) -> str:
+        if self.engine.dialect.paramstyle in ("named",) or self.sqlite:
+            return statement
+        return re.sub(r":(\w+)", r"%(\1)s", statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __call__(
+        self,
+        now: datetime,
+        *,
+        owner: str,
+        lease: timedelta,
+        finished: Result | None = None,
+        start: Claimed | None = None,
+        message_id: str = "",
+        bounce_limit: int = 0,
+    ) -> bool | None:
+        if finished is not None and finished.hard_bounce:
+            step(
+                self.db, now, owner=owner, lease=lease, finished=finished, bounce_limit=bounce_limit
+            )
+            finished = None
+            if start is None:
+                return None
+        t_now = self.time(now)
+        cur = self.conn.cursor()
+        try:
+            if self.sqlite:
+                cur.execute("BEGIN IMMEDIATE")
+            if finished is not None:
+                r = finished
+                cur.execute(
+                    self.sql["record"],
+                    {
+                        "status": r.status,
+                        "code": r.code,
+                        "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
+                        "next": self.time(r.next_attempt_at),
+                        "now": t_now,
+                        "relay": r.relay,
+                        "refund": 1 if r.refund_attempt else 0,
+                        "id": r.delivery_id,
+                    },
+                )
+            go: bool | None = None
+            if start is not None:
+                status = None
+                if start.subscriber_id is not None:
+                    cur.execute(self.sql["status"], {"id": start.subscriber_id})
+                    found = cur.fetchone()
+                    status = found[0] if found else None
+                if status != "active":
+                    why = f"subscriber is {status or 'erased'} since fan-out: not mailed"
+                    cur.execute(
+                        self.sql["skip"],
+                        {"text": why, "now": t_now, "id": start.delivery_id, "owner": owner},
+                    )
+                    go = False
+                else:
+                    cur.execute(
+                        self.sql["start"],
+                        {
+                            "mid": message_id,
+                            "lease": self.time(now + lease),
+                            "now": t_now,
+                            "id": start.delivery_id,
+                            "owner": owner,
+                        },
+                    )
+                    go = cur.rowcount == 1
+            if self.sqlite:
+                cur.execute("COMMIT")
+            else:
+                self.conn.commit()
+            return go
+        except BaseException:
+            if self.sqlite:
+                with contextlib.suppress(Exception):
+                    cur.execute("ROLLBACK")
+            else:
+                self.conn.rollback()
+            raise
+        finally:
+            cur.close()

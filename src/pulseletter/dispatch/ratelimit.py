@@ -114,3 +114,15 @@ def acquire(limits: list[RateLimit], stop: Callable[[], bool], max_sleep: float 
         if stop():
             return False
         time.sleep(min(wait, max_sleep))
+
+
+def try_acquire(limits: list[RateLimit]) -> bool:
+    """Take a token from every limit now, or from none of them."""
+    taken: list[RateLimit] = []
+    for limit in limits:
+        if limit.try_take() > 0:
+            for t in taken:
+                t.refund()
+            return False
+        taken.append(limit)
+    return True

@@ -26,7 +26,7 @@ from pulseletter.dispatch import ledger
 from pulseletter.dispatch.ledger import Claimed, Result
 from pulseletter.dispatch.policy import Breaker, backoff, classify
 from pulseletter.dispatch.pool import Relay, RelayPool
-from pulseletter.dispatch.ratelimit import RateLimit, acquire
+from pulseletter.dispatch.ratelimit import RateLimit, acquire, try_acquire
 from pulseletter.mail.message import wire_address
 from pulseletter.mail.transports import Reply, Transport
 
@@ -109,6 +109,7 @@ class _Engine:
         self.busy = 0
         self._busy_lock = threading.Lock()
         self._halt = threading.Event()  # the issue was paused or cancelled from elsewhere
+        self._local = threading.local()  # each worker's own ledger connection
 
     def halted(self) -> bool:
         return self.stop.is_set() or self.breaker.opened.is_set() or self._halt.is_set()
@@ -200,22 +201,31 @@ class _Engine:
     def work(self) -> None:
         relay: Relay | None = None
         transport: Transport | None = None
-        pending: Result | None = None  # a result not yet committed: never waits for anything
+        # A result not yet committed. It never waits for anything: it is committed together
+        # with the start of the next message when that can begin at once, else on its own.
+        pending: Result | None = None
+        self._local.step = ledger.FastStep(self.db)
         try:
             while True:
-                item = self.queue.get()
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    pending = self._commit(pending)
+                    item = self.queue.get()
                 if item is _DONE or not isinstance(item, Claimed):
                     break
                 with self._busy_lock:
                     self.busy += 1
                 try:
                     if self.halted():
+                        pending = self._commit(pending)
                         ledger.release(self.db, [item.delivery_id], self.clock())
                         continue
                     if transport is not None and self._used_up(transport):
                         transport.close()
                         transport = None
                     if relay is None or transport is None:
+                        pending = self._commit(pending)
                         if relay is not None:
                             self.pool.release(relay)
                         relay = self._relay()
@@ -223,30 +233,36 @@ class _Engine:
                             ledger.release(self.db, [item.delivery_id], self.clock())
                             continue
                         transport = relay.factory()
-                    assert relay is not None and transport is not None
-                    if not acquire([self.global_limit, relay.limit], self.halted):
-                        ledger.release(self.db, [item.delivery_id], self.clock())
-                        continue
-                    pending = self.attempt(item, relay, transport)
-                    ledger.step(
-                        self.db,
-                        self.clock(),
-                        owner=self.owner,
-                        lease=self.config.lease,
-                        finished=pending,
-                        bounce_limit=self.config.bounce_limit,
-                    )
-                    pending = None
-                    if self.progress is not None:
-                        self.progress("tick")
+                    limits = [self.global_limit, relay.limit]
+                    if not try_acquire(limits):
+                        pending = self._commit(pending)
+                        if not acquire(limits, self.halted):
+                            ledger.release(self.db, [item.delivery_id], self.clock())
+                            continue
+                    pending = self.attempt(item, relay, transport, pending)
                 finally:
                     with self._busy_lock:
                         self.busy -= 1
         finally:
+            self._commit(pending)
+            self._local.step.close()
             if transport is not None:
                 transport.close()
             if relay is not None:
                 self.pool.release(relay)
+
+    def _commit(self, result: Result | None) -> None:
+        if result is not None:
+            self._local.step(
+                self.clock(),
+                owner=self.owner,
+                lease=self.config.lease,
+                finished=result,
+                bounce_limit=self.config.bounce_limit,
+            )
+            if self.progress is not None:
+                self.progress("tick")
+        return None
 
     def _used_up(self, transport: Transport) -> bool:
         used = getattr(transport, "messages", 0)
@@ -260,17 +276,23 @@ class _Engine:
             self.stop.wait(0.05)
         return None
 
-    def attempt(self, row: Claimed, relay: Relay, transport: Transport) -> Result | None:
-        """Mark the row in flight, send it, and return the result to commit (None: skipped)."""
+    def attempt(
+        self, row: Claimed, relay: Relay, transport: Transport, previous: Result | None
+    ) -> Result | None:
+        """Commit ``previous`` and mark this row in flight (one transaction), send it, and
+        return its result, to be committed next (None: skipped)."""
         message_id = row.message_id or self.new_message_id()
-        go = ledger.step(
-            self.db,
+        go = self._local.step(
             self.clock(),
             owner=self.owner,
             lease=self.config.lease,
+            finished=previous,
             start=row,
             message_id=message_id,
+            bounce_limit=self.config.bounce_limit,
         )
+        if previous is not None and self.progress is not None:
+            self.progress("tick")
         if not go:
             self.report.add("skipped", None)
             return None

@@ -10,6 +10,7 @@ import dkim
 
 from pulseletter.config import Settings
 from pulseletter.errors import ConfigError
+from pulseletter.mail.transports import DotSafe
 
 SIGNED_HEADERS = (
     b"from",
@@ -48,7 +49,8 @@ class DkimSigner:
             include_headers=[h for h in SIGNED_HEADERS if h in present],
             linesep=b"\r\n",
         )
-        return signature + message
+        signed = signature + message
+        return DotSafe(signed) if isinstance(message, DotSafe) else signed
 
 
 def signer_from_settings(settings: Settings) -> DkimSigner | None:

@@ -30,6 +30,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 
 from pulseletter.mail.message import ONE_CLICK, MessageHeaders, list_unsubscribe, wire_address
+from pulseletter.mail.transports import DotSafe
 
 PLACEHOLDER = re.compile(r"%%PL_([A-Z_]+)%%")
 CRLF = b"\r\n"
@@ -49,10 +50,15 @@ def _fold(name: str, value: str | Address) -> bytes:
     return msg.as_bytes()[:-2]  # drop the blank line that ends the header block
 
 
+_PLAIN = re.compile(r"[!-<>-~][ -<>-~]{0,73}[!-<>-~]|[!-<>-~]")  # needs no QP escaping
+
+
 def _qp(text: str) -> bytes:
     """Quoted-printable for one piece, ending so the next piece starts at column 0."""
     if not text:
         return b""
+    if _PLAIN.fullmatch(text) and text[0] != ".":  # the common case: a short URL or name
+        return text.encode("ascii") + SOFT_BREAK
     latin = text.encode("utf-8").decode("latin-1")  # body_encode escapes code points < 256
     encoded = quoprimime.body_encode(latin, maxlinelen=76, eol="\r\n").encode("ascii")
     if text.endswith("\n"):
@@ -181,7 +187,7 @@ class MessageTemplate:
             *_splice(self.html, html_values),
             self._close,
         ]
-        return b"".join(out)
+        return DotSafe(b"".join(out))
 
 
 def _unsubscribe_header(value: str) -> bytes:
