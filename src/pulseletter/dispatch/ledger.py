@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import re
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -525,64 +527,43 @@ class FastStep:
         message_id: str = "",
         bounce_limit: int = 0,
     ) -> bool | None:
-        if finished is not None and finished.hard_bounce:
-            step(
-                self.db, now, owner=owner, lease=lease, finished=finished, bounce_limit=bounce_limit
-            )
-            finished = None
-            if start is None:
-                return None
+        """Exactly ``step``, on this connection."""
+        return self.many(now, [(finished, start, message_id)], owner, lease, bounce_limit)[0]
+
+    def many(
+        self,
+        now: datetime,
+        items: list[tuple[Result | None, Claimed | None, str]],
+        owner: str,
+        lease: timedelta,
+        bounce_limit: int = 0,
+    ) -> list[bool | None]:
+        """Several ``step``s in one transaction (a group commit for concurrent senders)."""
+        work = []
+        for finished, start, message_id in items:
+            if finished is not None and finished.hard_bounce:
+                step(
+                    self.db,
+                    now,
+                    owner=owner,
+                    lease=lease,
+                    finished=finished,
+                    bounce_limit=bounce_limit,
+                )
+                finished = None
+            work.append((finished, start, message_id))
         t_now = self.time(now)
+        t_lease = self.time(now + lease)
         cur = self.conn.cursor()
         try:
             if self.sqlite:
                 cur.execute("BEGIN IMMEDIATE")
-            if finished is not None:
-                r = finished
-                cur.execute(
-                    self.sql["record"],
-                    {
-                        "status": r.status,
-                        "code": r.code,
-                        "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
-                        "next": self.time(r.next_attempt_at),
-                        "now": t_now,
-                        "relay": r.relay,
-                        "refund": 1 if r.refund_attempt else 0,
-                        "id": r.delivery_id,
-                    },
-                )
-            go: bool | None = None
-            if start is not None:
-                status = None
-                if start.subscriber_id is not None:
-                    cur.execute(self.sql["status"], {"id": start.subscriber_id})
-                    found = cur.fetchone()
-                    status = found[0] if found else None
-                if status != "active":
-                    why = f"subscriber is {status or 'erased'} since fan-out: not mailed"
-                    cur.execute(
-                        self.sql["skip"],
-                        {"text": why, "now": t_now, "id": start.delivery_id, "owner": owner},
-                    )
-                    go = False
-                else:
-                    cur.execute(
-                        self.sql["start"],
-                        {
-                            "mid": message_id,
-                            "lease": self.time(now + lease),
-                            "now": t_now,
-                            "id": start.delivery_id,
-                            "owner": owner,
-                        },
-                    )
-                    go = cur.rowcount == 1
+            out = [self._one(cur, t_now, t_lease, owner, *w) for w in work]
             if self.sqlite:
                 cur.execute("COMMIT")
             else:
                 self.conn.commit()
-            return go
+            return out
         except BaseException:
             if self.sqlite:
                 with contextlib.suppress(Exception):
@@ -592,3 +573,134 @@ class FastStep:
             raise
         finally:
             cur.close()
+
+    def _one(
+        self,
+        cur: Any,
+        t_now: Any,
+        t_lease: Any,
+        owner: str,
+        finished: Result | None,
+        start: Claimed | None,
+        message_id: str,
+    ) -> bool | None:
+        if finished is not None:
+            r = finished
+            cur.execute(
+                self.sql["record"],
+                {
+                    "status": r.status,
+                    "code": r.code,
+                    "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
+                    "next": self.time(r.next_attempt_at),
+                    "now": t_now,
+                    "relay": r.relay,
+                    "refund": 1 if r.refund_attempt else 0,
+                    "id": r.delivery_id,
+                },
+            )
+        if start is None:
+            return None
+        status = None
+        if start.subscriber_id is not None:
+            cur.execute(self.sql["status"], {"id": start.subscriber_id})
+            found = cur.fetchone()
+            status = found[0] if found else None
+        if status != "active":
+            why = f"subscriber is {status or 'erased'} since fan-out: not mailed"
+            cur.execute(
+                self.sql["skip"],
+                {"text": why, "now": t_now, "id": start.delivery_id, "owner": owner},
+            )
+            return False
+        cur.execute(
+            self.sql["start"],
+            {
+                "mid": message_id,
+                "lease": t_lease,
+                "now": t_now,
+                "id": start.delivery_id,
+                "owner": owner,
+            },
+        )
+        return bool(cur.rowcount == 1)
+
+
+class GroupCommit:
+    """One thread writes the ledger for all senders: each request waits for its own commit,
+    and requests that arrive together share one transaction. Nothing is held back: the writer
+    commits as soon as it is free, and a sender never talks SMTP before its row is committed
+    as ``sending``, so a crash still leaves at most one uncertain row per connection."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Any,
+        owner: str,
+        lease: timedelta,
+        bounce_limit: int,
+        max_batch: int = 64,
+    ) -> None:
+        self.db, self.clock, self.owner, self.lease = db, clock, owner, lease
+        self.bounce_limit, self.max_batch = bounce_limit, max_batch
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="pulseletter-ledger", daemon=True)
+        self._thread.start()
+
+    def __call__(
+        self,
+        now: datetime,
+        *,
+        finished: Result | None = None,
+        start: Claimed | None = None,
+        message_id: str = "",
+        **_: Any,
+    ) -> bool | None:
+        request: list[Any] = [(finished, start, message_id), None, None, threading.Event()]
+        self._requests.put(request)
+        request[3].wait()
+        if request[2] is not None:
+            raise request[2]
+        return request[1]
+
+    def _run(self) -> None:
+        fast = FastStep(self.db)
+        try:
+            while True:
+                first = self._requests.get()
+                if first is None:
+                    return
+                batch = [first]
+                stop = False
+                while len(batch) < self.max_batch:
+                    try:
+                        more = self._requests.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stop = True
+                        break
+                    batch.append(more)
+                try:
+                    results = fast.many(
+                        self.clock(),
+                        [r[0] for r in batch],
+                        self.owner,
+                        self.lease,
+                        self.bounce_limit,
+                    )
+                    for request, result in zip(batch, results, strict=True):
+                        request[1] = result
+                except BaseException as exc:  # hand the error to every waiting sender
+                    for request in batch:
+                        request[2] = exc
+                for request in batch:
+                    request[3].set()
+                if stop:
+                    return
+        finally:
+            fast.close()
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._thread.join()

@@ -109,7 +109,9 @@ class _Engine:
         self.busy = 0
         self._busy_lock = threading.Lock()
         self._halt = threading.Event()  # the issue was paused or cancelled from elsewhere
-        self._local = threading.local()  # each worker's own ledger connection
+        self.ledger = ledger.GroupCommit(
+            db, clock, self.owner, config.lease, config.bounce_limit
+        )  # every sender's writes, committed together when they arrive together
 
     def halted(self) -> bool:
         return self.stop.is_set() or self.breaker.opened.is_set() or self._halt.is_set()
@@ -131,6 +133,7 @@ class _Engine:
                 self._put_sentinel(leftover)
             for w in workers:
                 w.join()
+            self.ledger.close()
             while True:
                 try:
                     item = self.queue.get_nowait()
@@ -204,7 +207,6 @@ class _Engine:
         # A result not yet committed. It never waits for anything: it is committed together
         # with the start of the next message when that can begin at once, else on its own.
         pending: Result | None = None
-        self._local.step = ledger.FastStep(self.db)
         try:
             while True:
                 try:
@@ -245,7 +247,6 @@ class _Engine:
                         self.busy -= 1
         finally:
             self._commit(pending)
-            self._local.step.close()
             if transport is not None:
                 transport.close()
             if relay is not None:
@@ -253,7 +254,7 @@ class _Engine:
 
     def _commit(self, result: Result | None) -> None:
         if result is not None:
-            self._local.step(
+            self.ledger(
                 self.clock(),
                 owner=self.owner,
                 lease=self.config.lease,
@@ -282,7 +283,7 @@ class _Engine:
         """Commit ``previous`` and mark this row in flight (one transaction), send it, and
         return its result, to be committed next (None: skipped)."""
         message_id = row.message_id or self.new_message_id()
-        go = self._local.step(
+        go = self.ledger(
             self.clock(),
             owner=self.owner,
             lease=self.config.lease,
