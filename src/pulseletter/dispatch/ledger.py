@@ -24,7 +24,19 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, and_, bindparam, func, insert, literal, or_, select, text, update
+from sqlalchemy import (
+    Engine,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from pulseletter.db import Database
@@ -62,9 +74,8 @@ def fan_out(
     ]
     if cutoff is not None:
         audience.append(Subscriber.status_changed_at <= cutoff)
-    already = select(Delivery.subscriber_id).where(
-        Delivery.issue_id == issue_id, Delivery.subscriber_id.is_not(None)
-    )
+    # a lookup in the unique (issue_id, subscriber_id) index per subscriber, not a scan
+    already = exists().where(Delivery.issue_id == issue_id, Delivery.subscriber_id == Subscriber.id)
     columns = ["issue_id", "subscriber_id", "email", "status", "attempts", "next_attempt_at"]
     columns.append("updated_at")
     total, last_id = 0, 0
@@ -93,7 +104,7 @@ def fan_out(
                 literal(now),
             )
             .where(Subscriber.id > last_id, Subscriber.id <= upper, *audience)
-            .where(Subscriber.id.not_in(already))
+            .where(~already)
             .order_by(Subscriber.id)
         )
         with db.writing() as session:

@@ -19,7 +19,8 @@ from pulseletter.config import Settings
 
 # Stages, in the order of an SMTP conversation. "after-data": the final dot was sent and no
 # reply came back, so the message may or may not have been delivered.
-STAGES = ("connect", "auth", "mail", "rcpt", "data", "after-data")
+# "local": refused by this client before asking the relay (e.g. SMTPUTF8 not offered).
+STAGES = ("connect", "auth", "mail", "rcpt", "data", "after-data", "local")
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,8 @@ class SmtpTransport:
         assert conn is not None
         self.messages += 1
         if smtputf8 and not conn.has_extn("smtputf8"):
-            return Reply(553, "the relay does not offer SMTPUTF8, needed for this address", "rcpt")
+            # our relay's shortcoming, not the address's: "local" never counts as a bounce
+            return Reply(553, "the relay does not offer SMTPUTF8, needed for this address", "local")
         options = " SMTPUTF8 BODY=8BITMIME" if smtputf8 else ""
         encoding = "utf-8" if smtputf8 else "ascii"
         mail = f"MAIL FROM:<{mail_from}>{options}\r\n".encode(encoding)
