@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from smtp_responder import ResponderProcess  # noqa: E402
+from smtp_responder import ResponderProcess
 
 KEY = "2026-W47"
 
@@ -43,7 +43,8 @@ def issue_bodies(target_kb: int = 40) -> tuple[str, str]:
         '<p style="margin:0 0 12px;line-height:1.5">Utilities that tested four-hour storage '
         "are now ordering it by the gigawatt-hour, and the price curve keeps bending. "
         "What changed is less the chemistry than the contracts around it.</p>"
-        '<p><a href="https://pulse.example.com/a/grid-batteries" style="color:#e4572e">Read more</a>'
+        '<p><a href="https://pulse.example.com/a/grid-batteries" style="color:#e4572e">'
+        "Read more</a>"
         "</p></td></tr>\n"
     )
     head = f"<!doctype html><html><body><p>Hello {placeholder('name')},</p><table>\n"
@@ -90,7 +91,7 @@ def worker_pulseletter(n: int, port: int, connections: int) -> dict[str, float]:
     (folder / "config.toml").write_text(
         f"""
 [database]
-url = "sqlite:///{folder / 'bench.db'}"
+url = "sqlite:///{folder / "bench.db"}"
 [transport]
 kind = "smtp"
 [smtp]
@@ -234,8 +235,18 @@ def worker_raw(n: int, port: int) -> dict[str, float]:
 
 def run_worker(kind: str, n: int, port: int, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, "--n", str(n), "--port", str(port)]
-        + ["--connections", str(connections)],
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            kind,
+            "--n",
+            str(n),
+            "--port",
+            str(port),
+            "--connections",
+            str(connections),
+        ],
         capture_output=True,
         text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("PULSELETTER_")},
@@ -272,11 +283,15 @@ def main() -> None:
     with ResponderProcess() as responder:
         naive = run_worker("naive", args.naive, responder.port, 1)
         raw = run_worker("raw", args.raw, responder.port, 1)
-        ours = {n: run_worker("pulseletter", n, responder.port, args.connections) for n in args.sizes}
+        ours = {
+            n: run_worker("pulseletter", n, responder.port, args.connections) for n in args.sizes
+        }
         expected = args.naive + args.raw + sum(args.sizes)
         time.sleep(0.2)
         assert responder.count == expected, (responder.count, expected)
-    print(f"message size: {raw['bytes'] / 1024:.1f} KB; responder counted {responder.count} messages")
+    print(
+        f"message size: {raw['bytes'] / 1024:.1f} KB; responder counted {responder.count} messages"
+    )
     print(f"{'':<34}{'msgs/s':>10}{'CPU s/1k':>10}{'peak RSS MB':>13}")
     rows = [(f"(a) naive EmailMessage+smtplib, {args.naive:,}", naive)]
     rows.append((f"(b) raw replay, 1 conn, {args.raw:,}", raw))

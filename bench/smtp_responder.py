@@ -83,7 +83,9 @@ class ResponderProcess:
         self.sock.listen(128)
         self.port = int(self.sock.getsockname()[1])
         self.counter: Synchronized[int] = multiprocessing.Value("q", 0)  # type: ignore[assignment]
-        self.process = multiprocessing.Process(target=serve, args=(self.sock, self.counter), daemon=True)
+        self.process = multiprocessing.Process(
+            target=serve, args=(self.sock, self.counter), daemon=True
+        )
 
     @property
     def count(self) -> int:
