@@ -107,9 +107,9 @@ def fan_out(
             .where(~already)
             .order_by(Subscriber.id)
         )
-        with db.writing() as session:
-            result = session.execute(insert(Delivery).from_select(columns, rows))
-            total += int(result.rowcount or 0)
+        with db.writing() as session:  # RETURNING: rowcount of INSERT..SELECT is -1 on psycopg
+            stmt = insert(Delivery).from_select(columns, rows).returning(Delivery.id)
+            total += len(session.execute(stmt).all())
         last_id = upper
 
 
@@ -264,11 +264,12 @@ def _times(*names: str) -> list[Any]:
 # The hot path: plain statements compiled once (building an update() per message costs more
 # than the SQLite commit itself).
 class _Sql:
+    # each parameter is used once: PostgreSQL must deduce one type per parameter
     record = (
         "UPDATE deliveries SET status = :status, last_code = :code, last_text = :text,"
         " lease_owner = '', lease_until = NULL, next_attempt_at = :next, updated_at = :now,"
-        " relay = CASE WHEN :relay = '' THEN relay ELSE :relay END,"
-        " sent_at = CASE WHEN :status = 'sent' THEN :now ELSE sent_at END,"
+        " relay = CASE WHEN :keep_relay = 1 THEN relay ELSE :relay END,"
+        " sent_at = CASE WHEN :is_sent = 1 THEN :sent_at ELSE sent_at END,"
         " attempts = attempts - :refund WHERE id = :id"
     )
     status = "SELECT status FROM subscribers WHERE id = :id"
@@ -282,7 +283,7 @@ class _Sql:
     )
 
 
-_RECORD = text(_Sql.record).bindparams(*_times("now", "next"))
+_RECORD = text(_Sql.record).bindparams(*_times("now", "next", "sent_at"))
 _STATUS = text(_Sql.status)
 _START = text(_Sql.start).bindparams(*_times("now", "lease"))
 _SKIP = text(_Sql.skip).bindparams(*_times("now"))
@@ -331,21 +332,25 @@ def step(
 
 
 def _record(conn: Any, r: Result, now: datetime, bounce_limit: int) -> None:
-    conn.execute(
-        _RECORD,
-        {
-            "status": r.status,
-            "code": r.code,
-            "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
-            "next": r.next_attempt_at,
-            "now": now,
-            "relay": r.relay,
-            "refund": 1 if r.refund_attempt else 0,
-            "id": r.delivery_id,
-        },
-    )
+    conn.execute(_RECORD, _record_params(r, now, now))
     if r.hard_bounce and r.subscriber_id is not None:
         _count_bounce(conn, r, now, bounce_limit)
+
+
+def _record_params(r: Result, now: Any, sent_at: Any) -> dict[str, Any]:
+    return {
+        "status": r.status,
+        "code": r.code,
+        "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
+        "next": r.next_attempt_at,
+        "now": now,
+        "keep_relay": 0 if r.relay else 1,
+        "relay": r.relay,
+        "is_sent": 1 if r.status == "sent" else 0,
+        "sent_at": sent_at,
+        "refund": 1 if r.refund_attempt else 0,
+        "id": r.delivery_id,
+    }
 
 
 def _count_bounce(conn: Any, r: Result, now: datetime, bounce_limit: int) -> None:
@@ -596,20 +601,9 @@ class FastStep:
         message_id: str,
     ) -> bool | None:
         if finished is not None:
-            r = finished
-            cur.execute(
-                self.sql["record"],
-                {
-                    "status": r.status,
-                    "code": r.code,
-                    "text": ((UNCERTAIN if r.uncertain else "") + r.text)[:1000],
-                    "next": self.time(r.next_attempt_at),
-                    "now": t_now,
-                    "relay": r.relay,
-                    "refund": 1 if r.refund_attempt else 0,
-                    "id": r.delivery_id,
-                },
-            )
+            params = _record_params(finished, t_now, t_now)
+            params["next"] = self.time(finished.next_attempt_at)
+            cur.execute(self.sql["record"], params)
         if start is None:
             return None
         status = None

@@ -108,7 +108,8 @@ class _Engine:
         self.queue: queue.Queue[object] = queue.Queue(maxsize=max(config.batch, 1))
         self.busy = 0
         self._busy_lock = threading.Lock()
-        self._halt = threading.Event()  # the issue was paused or cancelled from elsewhere
+        self._halt = threading.Event()  # paused or cancelled from elsewhere, or a sender broke
+        self.error: BaseException | None = None
         self.ledger = ledger.GroupCommit(
             db, clock, self.owner, config.lease, config.bounce_limit
         )  # every sender's writes, committed together when they arrive together
@@ -143,6 +144,8 @@ class _Engine:
                     leftover.append(item.delivery_id)
             ledger.release(self.db, leftover, self.clock())
         self.report.paused_reason = self.breaker.reason
+        if self.error is not None:
+            raise self.error  # e.g. the database went away: in-flight rows stay "sending"
         return self.report
 
     def feed(self) -> None:
@@ -202,6 +205,14 @@ class _Engine:
 
     # -- workers --------------------------------------------------------------------------
     def work(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # stop everyone; run() re-raises it in the caller
+            self.error = self.error or exc
+            self._halt.set()
+            log.exception("a sender thread failed")
+
+    def _work(self) -> None:
         relay: Relay | None = None
         transport: Transport | None = None
         # A result not yet committed. It never waits for anything: it is committed together
