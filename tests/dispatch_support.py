@@ -124,7 +124,7 @@ class FaultHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, opts: Any
     ) -> str:
-        self.commands.append(f"MAIL {address}")
+        self.commands.append(" ".join([f"MAIL {address}", *opts]))
         envelope.mail_from = address
         envelope.mail_options.extend(opts)
         return "250 OK"
@@ -194,10 +194,12 @@ class FaultController(Controller):
 class FaultServer:
     """``with FaultServer(handler) as server: server.port`` (aiosmtpd on 127.0.0.1)."""
 
-    def __init__(self, handler: FaultHandler, *, password: str | None = None) -> None:
+    def __init__(
+        self, handler: FaultHandler, *, password: str | None = None, smtputf8: bool = False
+    ) -> None:
         self.handler = handler
         self.host, self.port = "127.0.0.1", free_port()
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if password is not None:
 
             def authenticator(

@@ -158,3 +158,20 @@ def test_bad_relays_config_names_the_key(tmp_path: Path, text: str, problem: str
     with pytest.raises(ConfigError) as err:
         load_settings(tmp_path / "config.toml", environ={})
     assert problem in str(err.value)
+
+
+def test_progress_is_a_log_line_off_a_terminal_and_a_bar_on_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from pulseletter.cli.sending import ProgressView
+    from pulseletter.dispatch.sender import SendReport
+
+    report = SendReport(sent=5, deferred=1, bounced=1)
+    with caplog.at_level("INFO", logger="pulseletter.send"), ProgressView(0.0, tty=False) as view:
+        view(report, 10)
+    assert "sent 5/10" in caplog.text and "msg/s" in caplog.text and "ETA" in caplog.text
+    with ProgressView(10.0, tty=True) as bar:
+        bar(report, 10)
+        assert bar.bar is not None and bar.task is not None
+        task = bar.bar.tasks[0]
+        assert task.completed == 7 and task.total == 10 and task.fields["rate"] > 0

@@ -294,3 +294,35 @@ def test_max_attempts_turns_a_deferral_into_a_failure(
         outcome = send_issue(app, KEY)
     assert outcome.state == "sent" and outcome.counts == {"failed": 1}
     assert deliveries(app)["reader0000@example.com"].attempts == 2 and handler.accepted == []
+
+
+def add_reader(app: App, email: str) -> None:
+    from pulseletter.subscribers.lifecycle import add_subscriber
+
+    with app.db.writing() as session:
+        add_subscriber(session, email, name="Jürgen", status="active", now=app.clock())
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_non_ascii_local_part_needs_smtputf8(smtp_app: AppFactory, offered: bool) -> None:
+    handler = FaultHandler()
+    with FaultServer(handler, smtputf8=offered) as server:
+        app = smtp_app(server)
+        make_issue(app, 1)
+        add_reader(app, "jürgen@bücher.example")
+        outcome = send_issue(app, KEY)
+    row = deliveries(app)["jürgen@bücher.example"]
+    if offered:
+        assert outcome.counts == {"sent": 2}
+        assert "jürgen@xn--bcher-kva.example" in handler.received()
+        assert any("SMTPUTF8" in c for c in handler.commands if c.startswith("MAIL"))
+        data = next(d for r, d in handler.accepted if r.startswith("jürgen"))
+        # RFC 6532: the header carries the address as raw UTF-8
+        from email import message_from_string, policy
+
+        to = message_from_string(data.decode("utf-8"), policy=policy.default)["To"]
+        assert to.addresses[0].addr_spec == "jürgen@xn--bcher-kva.example"
+    else:  # the relay's shortcoming: failed with the reason, never a bounce
+        assert row.status == "failed" and "SMTPUTF8" in row.last_text
+        assert subscriber(app, "jürgen@bücher.example").status == "active"
+        assert handler.received() == ["reader0000@example.com"]
