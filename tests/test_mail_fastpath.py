@@ -3,6 +3,7 @@ from scratch: same headers, same parts, same decoded text, for any name, address
 
 from __future__ import annotations
 
+import base64
 import string
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -106,9 +107,14 @@ def test_fast_path_parses_to_the_same_message_as_email_message(
     assert fast_parts == slow_parts
     # To is held against the input itself: the stdlib reference mangles some names (one that
     # looks like an encoded-word, e.g. '=??Q??=', comes back empty), the fast path must not
-    # (runs of spaces inside a phrase are one space to a reader, and the parser says so too)
+    # Runs of spaces inside a phrase are one space to a reader (and to the parser). A word too
+    # long for one encoded-word is cut between characters; RFC 2047 readers join the pieces,
+    # Python's parser puts a space between them, so there only the characters are compared.
     fast_to = parse(fast)["To"].addresses[0]
-    assert " ".join(fast_to.display_name.split()) == " ".join(name.split())
+    shown = fast_to.display_name
+    assert "".join(shown.split()) == "".join(name.split())
+    if all(len(base64.b64encode(w.encode())) <= 60 for w in name.split()):
+        assert " ".join(shown.split()) == " ".join(name.split())
     assert fast_to.addr_spec == wire_address(address)[0]  # punycoded domain
     assert [h for h in fast_headers if h[0] != "to"] == [h for h in slow_headers if h[0] != "to"]
 

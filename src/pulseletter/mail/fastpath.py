@@ -87,20 +87,34 @@ def _compile_part(text: str) -> list[Piece]:
 
 
 def encoded_words(text: str, first_room: int) -> str:
-    """RFC 2047 base64 encoded-words of whole characters, folded onto continuation lines."""
+    """RFC 2047 base64 encoded-words (at most 75 characters each) of whole characters, folded
+    onto continuation lines. Words break after whitespace where possible: RFC 2047 readers
+    drop the folding between encoded-words, but some (Python's own parser) keep a space there,
+    which then only doubles a space the name already had."""
     words: list[str] = []
     chunk = ""
     room = max(first_room, 20)
-    for char in text:
-        candidate = chunk + char
-        if chunk and len(base64.b64encode(candidate.encode())) + 12 > room:
+    for piece in re.findall(r"\S*\s*", text):
+        if not piece:
+            continue
+        if chunk and _fits(chunk + piece, room):
+            chunk += piece
+            continue
+        if chunk:
             words.append(_word(chunk))
-            chunk, room = char, 75
-        else:
-            chunk = candidate
+            chunk, room = "", 75
+        for char in piece:  # a piece longer than one encoded-word is cut between characters
+            if chunk and not _fits(chunk + char, room):
+                words.append(_word(chunk))
+                chunk, room = "", 75
+            chunk += char
     if chunk:
         words.append(_word(chunk))
     return "\r\n ".join(words)
+
+
+def _fits(chunk: str, room: int) -> bool:
+    return len(base64.b64encode(chunk.encode())) + 12 <= room
 
 
 def _word(chunk: str) -> str:
