@@ -192,10 +192,42 @@ class SendingSettings:
     messages_per_connection: int = _check(_positive, 100)
     rate_per_second: float = _check(_non_negative, 0.0)
     rate_per_hour: int = _check(_non_negative, 0)
+    rate_per_day: int = _check(_non_negative, 0)
     max_attempts: int = _check(_positive, 5)
+    retry_base_seconds: float = _check(_positive, 300.0)
+    retry_max_seconds: float = _check(_positive, 6 * 3600.0)
+    throttle_seconds: float = _check(_non_negative, 120.0)
+    bounce_limit: int = _check(_non_negative, 1)
+    breaker_data_failures: int = _check(_positive, 5)
+    breaker_connect_failures: int = _check(_positive, 5)
+    resend_unknown: bool = False
+    batch_size: int = _check(_positive, 200)
+    lease_seconds: float = _check(_positive, 900.0)
+    progress_seconds: float = _check(_positive, 10.0)
     list_id: str = ""
     feedback_id: str = ""
     unsubscribe_mailto: str = _check(_address, "")
+
+
+@dataclass(frozen=True)
+class RelaySettings:
+    """One SMTP relay of the pool (``[[relays]]``); limits apply to this relay alone."""
+
+    name: str = ""
+    host: str = "127.0.0.1"
+    port: int = _check(_port, 25)
+    security: str = _check(_choice("starttls", "ssl", "none"), "starttls")
+    username: str = ""
+    password_file: str = ""
+    password_env: str = ""
+    local_hostname: str = "localhost"
+    timeout: float = _check(_positive, 30.0)
+    data_timeout: float = _check(_positive, 600.0)
+    weight: float = _check(_positive, 1.0)
+    connections: int = _check(_non_negative, 0)
+    rate_per_second: float = _check(_non_negative, 0.0)
+    rate_per_hour: int = _check(_non_negative, 0)
+    rate_per_day: int = _check(_non_negative, 0)
 
 
 @dataclass(frozen=True)
@@ -276,6 +308,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     subscribers: SubscriberSettings = field(default_factory=SubscriberSettings)
+    relays: tuple[RelaySettings, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)
     source: str = "(embedded defaults)"
 
@@ -310,6 +343,12 @@ class Settings:
         if self.dkim.key:
             return self.dkim.key.encode()
         return _read_secret_file(self, self.dkim.key_file).encode()
+
+    def relay_password(self, relay: RelaySettings) -> str:
+        """A pool relay's password: from the environment variable or the file it names."""
+        if relay.password_env:
+            return os.environ.get(relay.password_env, "")
+        return _read_secret_file(self, relay.password_file)
 
     def template_dirs(self) -> list[Path]:
         """Operator's override folder first (shadows file by file), then the packaged set."""
@@ -362,7 +401,9 @@ def load_settings(
     _apply_env(raw, environ, problems)
     sections: dict[str, Any] = {}
     for key, value in raw.items():
-        if key not in SECTIONS:
+        if key == "relays":
+            sections[key] = _build_relays(value, problems)
+        elif key not in SECTIONS:
             problems.append(f"{key}: unknown section (known: {', '.join(SECTIONS)})")
         elif not isinstance(value, dict):
             problems.append(f"{key}: must be a table ([{key}])")
@@ -372,6 +413,21 @@ def load_settings(
         raise ConfigError(problems, source)
     base_dir = config_path.resolve().parent if config_path else Path.cwd()
     return Settings(**sections, base_dir=base_dir, source=source)
+
+
+def _build_relays(value: Any, problems: list[str]) -> tuple[RelaySettings, ...]:
+    """``[[relays]]``: an array of tables, each a RelaySettings with a unique name."""
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.append("relays: must be an array of tables ([[relays]])")
+        return ()
+    relays = []
+    for i, table in enumerate(value):
+        relay = _build_section(f"relays[{i}]", RelaySettings, table, problems)
+        relays.append(dataclasses.replace(relay, name=relay.name or f"relay{i + 1}"))
+    names = [r.name for r in relays]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"relays: the name {name!r} is used more than once")
+    return tuple(relays)
 
 
 def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], problems: list[str]) -> None:
@@ -463,4 +519,6 @@ def effective_config(settings: Settings) -> dict[str, dict[str, Any]]:
                 value = "********"
             values[f.name] = value
         out[name] = values
+    for i, relay in enumerate(settings.relays):
+        out[f"relays[{i}]"] = dataclasses.asdict(relay)
     return out

@@ -1,4 +1,9 @@
-"""Build the MIME message for one recipient, with the headers bulk senders must carry."""
+"""Build the MIME message for one recipient, with the headers bulk senders must carry.
+
+``build_message`` is the reference builder (an ``EmailMessage`` from scratch, about 3 ms). The
+per-recipient hot path is ``mail.fastpath.MessageTemplate``, which must parse to the same
+message; a property test holds the two together.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
+import idna
+
 from pulseletter.config import Settings
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,26 @@ def new_message_id(from_address: str) -> str:
     return make_msgid(domain=from_address.rpartition("@")[2] or "localhost")
 
 
+def wire_address(address: str) -> tuple[str, bool]:
+    """The address as SMTP carries it: domain in punycode (A-labels). The flag says whether the
+    local part is still non-ASCII, which needs the relay's SMTPUTF8 extension."""
+    local, _, domain = address.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local}@{domain}", not local.isascii()
+
+
+def list_unsubscribe(url: str, mailto: str = "") -> str:
+    """``<https://…/unsubscribe/TOKEN>`` first (one-click), then an optional mailto."""
+    value = f"<{url}>"
+    if mailto:
+        value += f", <mailto:{mailto}?subject=unsubscribe>"
+    return value
+
+
 def build_message(
     headers: MessageHeaders,
     *,
@@ -58,20 +87,18 @@ def build_message(
     unsubscribe_url: str,
 ) -> bytes:
     """multipart/alternative (text first, then HTML) with CRLF line endings, as SMTP sends it."""
-    msg = EmailMessage(policy=SMTP)
+    address, utf8 = wire_address(to_address)
+    msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     msg["From"] = Address(headers.from_name, addr_spec=headers.from_address)
-    msg["To"] = Address(to_name, addr_spec=to_address)
+    msg["To"] = Address(to_name, addr_spec=address)
     if headers.reply_to:
         msg["Reply-To"] = headers.reply_to
     msg["Subject"] = headers.subject
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = message_id
     msg["List-Id"] = headers.list_id
-    unsubscribe = f"<{unsubscribe_url}>"
-    if headers.unsubscribe_mailto:
-        unsubscribe += f", <mailto:{headers.unsubscribe_mailto}?subject=unsubscribe>"
-    msg["List-Unsubscribe"] = unsubscribe
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg["List-Unsubscribe"] = list_unsubscribe(unsubscribe_url, headers.unsubscribe_mailto)
+    msg["List-Unsubscribe-Post"] = ONE_CLICK
     if headers.feedback_id:
         msg["Feedback-ID"] = headers.feedback_id
     msg.set_content(text, subtype="plain", cte="quoted-printable")

@@ -1,8 +1,9 @@
 """Transports hand finished message bytes to the world: SMTP, a folder of .eml files, or memory.
 
 Every transport answers with a ``Reply`` (code, text, stage) instead of raising per outcome, so
-the sender classifies results by SMTP code, never by exception type (smtplib raises
-``SMTPRecipientsRefused`` for a 451 and a 550 alike).
+the sender classifies results by SMTP code and stage, never by exception type (smtplib raises
+``SMTPRecipientsRefused`` for a 451 and a 550 alike). Code 0 means "no reply at all"
+(a dropped connection or a timeout); its stage says how far the conversation got.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from typing import Protocol
 
 from pulseletter.config import Settings
 
+# Stages, in the order of an SMTP conversation. "after-data": the final dot was sent and no
+# reply came back, so the message may or may not have been delivered.
+# "local": refused by this client before asking the relay (e.g. SMTPUTF8 not offered).
+STAGES = ("connect", "auth", "mail", "rcpt", "data", "after-data", "local")
+
 
 @dataclass(frozen=True)
 class Reply:
     code: int
     text: str
-    stage: str = "data"  # connect, auth, mail, rcpt, data, after-data
+    stage: str = "data"
 
     @property
     def ok(self) -> bool:
@@ -31,7 +37,7 @@ class Reply:
 class Transport(Protocol):
     name: str
 
-    def send(self, mail_from: str, rcpt: str, data: bytes) -> Reply: ...
+    def send(self, mail_from: str, rcpt: str, data: bytes, *, smtputf8: bool = False) -> Reply: ...
 
     def close(self) -> None: ...
 
@@ -47,13 +53,15 @@ class FileTransport:
         self._lock = threading.Lock()
         self._count = len(list(folder.glob("*.eml")))
 
-    def send(self, mail_from: str, rcpt: str, data: bytes) -> Reply:
+    def send(self, mail_from: str, rcpt: str, data: bytes, *, smtputf8: bool = False) -> Reply:
         with self._lock:
             self._count += 1
             n = self._count
         safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in rcpt)
         path = self.folder / f"{n:06d}-{safe}.eml"
-        path.write_bytes(data)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # a crash never leaves half a message behind
         return Reply(250, f"written to {path.name}")
 
     def close(self) -> None:
@@ -68,7 +76,7 @@ class MemoryTransport:
     sent: list[tuple[str, str, bytes]] = field(default_factory=list)
     replies: dict[str, Reply] = field(default_factory=dict)
 
-    def send(self, mail_from: str, rcpt: str, data: bytes) -> Reply:
+    def send(self, mail_from: str, rcpt: str, data: bytes, *, smtputf8: bool = False) -> Reply:
         reply = self.replies.get(rcpt, Reply(250, "OK"))
         if reply.ok:
             self.sent.append((mail_from, rcpt, data))
@@ -78,10 +86,34 @@ class MemoryTransport:
         pass
 
 
-class SmtpTransport:
-    """One SMTP connection, opened lazily and reused; replies mapped to codes, not exceptions."""
+class DotSafe(bytes):
+    """Message bytes known to end in CRLF with no line starting with '.': no stuffing scan.
 
-    name = "smtp"
+    The fast path guarantees it (QP encodes a leading dot as =2E; folded header lines start
+    with a space), and scanning 40 KB for CRLF-dot costs more than building the message."""
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """RFC 5321 4.5.2 transparency, plus the final CRLF the terminating dot needs."""
+    if isinstance(data, DotSafe):
+        return data
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    if b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    return data
+
+
+class SmtpTransport:
+    """One SMTP connection, opened lazily and reused.
+
+    TLS is verified with ``ssl.create_default_context()``; the EHLO name is given, never looked
+    up. If the relay offers PIPELINING, MAIL, RCPT and DATA go out in one write (RFC 2920).
+    After the final dot the client waits ``data_timeout`` (RFC 5321 asks for 10 minutes): a
+    short wait there turns slow relays into duplicates.
+    """
 
     def __init__(
         self,
@@ -94,11 +126,16 @@ class SmtpTransport:
         local_hostname: str = "localhost",
         timeout: float = 30.0,
         data_timeout: float = 600.0,
+        name: str = "smtp",
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host, self.port, self.security = host, port, security
         self.username, self.password = username, password
         self.local_hostname = local_hostname
         self.timeout, self.data_timeout = timeout, data_timeout
+        self.name = name
+        self.ssl_context = ssl_context
+        self.messages = 0  # messages attempted on the current connection
         self._conn: smtplib.SMTP | None = None
 
     @classmethod
@@ -115,10 +152,16 @@ class SmtpTransport:
             data_timeout=s.data_timeout,
         )
 
+    def _context(self) -> ssl.SSLContext:
+        """Verified TLS; made once per transport (loading the CA store costs milliseconds)."""
+        if self.ssl_context is None:
+            self.ssl_context = ssl.create_default_context()
+        return self.ssl_context
+
     def _connect(self) -> smtplib.SMTP:
-        context = ssl.create_default_context()
         conn: smtplib.SMTP
         if self.security == "ssl":
+            context = self._context()
             conn = smtplib.SMTP_SSL(
                 self.host,
                 self.port,
@@ -130,49 +173,117 @@ class SmtpTransport:
             conn = smtplib.SMTP(
                 self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
             )
+        try:
+            conn.ehlo()
             if self.security == "starttls":
-                conn.starttls(context=context)
-        conn.ehlo()
-        if self.username:
-            conn.login(self.username, self.password)
+                conn.starttls(context=self._context())
+                conn.ehlo()
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
-    def send(self, mail_from: str, rcpt: str, data: bytes) -> Reply:
-        stage = "connect"
+    def connect(self) -> Reply:
+        """Open (and authenticate) the connection if needed; a failure comes back as a Reply."""
+        if self._conn is not None:
+            return Reply(250, "connected", "connect")
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-            conn = self._conn
-            stage = "mail"
-            code, text = conn.mail(mail_from)
-            if code != 250:
-                return self._fail(code, text, stage)
-            stage = "rcpt"
-            code, text = conn.rcpt(rcpt)
-            if code not in (250, 251):
-                conn.rset()
-                return Reply(code, _text(text), stage)
+            conn = self._connect()
+        except smtplib.SMTPResponseException as exc:
+            return Reply(exc.smtp_code, _text(exc.smtp_error), "connect")
+        except (smtplib.SMTPException, OSError) as exc:
+            return Reply(0, f"{type(exc).__name__}: {exc}", "connect")
+        if self.username:
+            try:
+                conn.login(self.username, self.password)
+            except smtplib.SMTPResponseException as exc:
+                conn.close()
+                return Reply(exc.smtp_code, _text(exc.smtp_error), "auth")
+            except (smtplib.SMTPException, OSError) as exc:
+                conn.close()
+                return Reply(0, f"{type(exc).__name__}: {exc}", "auth")
+        self._conn = conn
+        self.messages = 0
+        return Reply(250, "connected", "connect")
+
+    def send(self, mail_from: str, rcpt: str, data: bytes, *, smtputf8: bool = False) -> Reply:
+        opened = self.connect()
+        if not opened.ok:
+            return opened
+        conn = self._conn
+        assert conn is not None
+        self.messages += 1
+        if smtputf8 and not conn.has_extn("smtputf8"):
+            # our relay's shortcoming, not the address's: "local" never counts as a bounce
+            return Reply(553, "the relay does not offer SMTPUTF8, needed for this address", "local")
+        options = " SMTPUTF8 BODY=8BITMIME" if smtputf8 else ""
+        encoding = "utf-8" if smtputf8 else "ascii"
+        mail = f"MAIL FROM:<{mail_from}>{options}\r\n".encode(encoding)
+        to = f"RCPT TO:<{rcpt}>\r\n".encode(encoding)
+        stage = "mail"
+        try:
+            if conn.has_extn("pipelining"):
+                conn.send(mail + to + b"DATA\r\n")
+                mail_reply = self._reply(conn, "mail")
+                rcpt_reply = self._reply(conn, "rcpt")
+                data_reply = self._reply(conn, "data")
+                failed = next((r for r in (mail_reply, rcpt_reply) if r.code >= 300), None)
+                if failed is not None:
+                    if data_reply.code == 354:  # a lenient server: end the empty DATA
+                        conn.send(b".\r\n")
+                        conn.getreply()
+                    return self._after_failure(conn, failed)
+            else:
+                conn.send(mail)
+                mail_reply = self._reply(conn, "mail")
+                if mail_reply.code >= 300:
+                    return self._after_failure(conn, mail_reply)
+                stage = "rcpt"
+                conn.send(to)
+                rcpt_reply = self._reply(conn, "rcpt")
+                if rcpt_reply.code >= 300:
+                    return self._after_failure(conn, rcpt_reply)
+                stage = "data"
+                conn.send(b"DATA\r\n")
+                data_reply = self._reply(conn, "data")
             stage = "data"
+            if data_reply.code != 354:
+                return self._after_failure(conn, data_reply)
+            conn.send(dot_stuff(data) + b".\r\n")
+            stage = "after-data"
             if conn.sock is not None:
-                conn.sock.settimeout(self.data_timeout)  # RFC 5321: wait long after the dot
-            code, text = conn.data(data)
+                conn.sock.settimeout(self.data_timeout)
+            final = self._reply(conn, "data")
             if conn.sock is not None:
                 conn.sock.settimeout(self.timeout)
-            if code != 250:
-                conn.rset()
-            return Reply(code, _text(text), stage)
-        except smtplib.SMTPAuthenticationError as exc:
-            return self._fail(exc.smtp_code, exc.smtp_error, "auth")
-        except smtplib.SMTPResponseException as exc:
-            return self._fail(exc.smtp_code, exc.smtp_error, stage)
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
-            # no reply at all: after DATA was sent we cannot know whether it was delivered
-            after = "after-data" if stage == "data" else stage
-            return self._fail(0, f"{type(exc).__name__}: {exc}", after)
+            if final.code == 421:
+                self.close()
+            return final
+        except (smtplib.SMTPException, OSError) as exc:
+            # no reply: before the final dot nothing was delivered; after it, we cannot know
+            self._drop()
+            return Reply(0, f"{type(exc).__name__}: {exc}", stage)
 
-    def _fail(self, code: int, text: bytes | str, stage: str) -> Reply:
-        self.close()
+    @staticmethod
+    def _reply(conn: smtplib.SMTP, stage: str) -> Reply:
+        code, text = conn.getreply()
         return Reply(code, _text(text), stage)
+
+    def _after_failure(self, conn: smtplib.SMTP, reply: Reply) -> Reply:
+        """Keep the connection for the next message (RSET), unless the server is closing it."""
+        if reply.code == 421:
+            self._drop()
+            return reply
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+        return reply
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def close(self) -> None:
         if self._conn is not None:

@@ -1,9 +1,15 @@
 """One-off messages (confirmations, test sends, editor notices) through the production path:
-the same message builder and the same configured transport as an issue."""
+the same message builder, DKIM signer and configured transport as an issue."""
 
 from __future__ import annotations
 
-from pulseletter.mail.message import build_message, headers_from_settings, new_message_id
+from pulseletter.mail.dkim import signer_from_settings
+from pulseletter.mail.message import (
+    build_message,
+    headers_from_settings,
+    new_message_id,
+    wire_address,
+)
 from pulseletter.mail.transports import Reply
 from pulseletter.service.app import App
 
@@ -30,8 +36,12 @@ def send_transactional(
         date=app.clock(),
         unsubscribe_url=unsubscribe_url,
     )
+    signer = signer_from_settings(s)
+    if signer is not None:
+        data = signer.sign(data)
+    rcpt, smtputf8 = wire_address(to_address)
     transport = app.transport()
     try:
-        return transport.send(s.newsletter.from_address, to_address, data)
+        return transport.send(s.newsletter.from_address, rcpt, data, smtputf8=smtputf8)
     finally:
         transport.close()
