@@ -18,7 +18,6 @@ to the same message.
 from __future__ import annotations
 
 import base64
-import html
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
+from pulseletter.compose.render import escape_html, escape_text
 from pulseletter.mail.message import ONE_CLICK, MessageHeaders, list_unsubscribe, wire_address
 from pulseletter.mail.transports import DotSafe
 
@@ -185,8 +185,9 @@ class MessageTemplate:
         """The full message bytes for one recipient (CRLF, every line <= 998 bytes)."""
         address, _ = wire_address(to_address)
         unsub = list_unsubscribe(unsubscribe_url, self.headers.unsubscribe_mailto)
-        text_values = {k: _qp(clean_value(v)) for k, v in values.items()}
-        html_values = {k: _qp(html.escape(clean_value(v), quote=True)) for k, v in values.items()}
+        # the same escaping as compose.render.personalise, so both paths give the same parts
+        text_values = {k: _qp(escape_text(clean_value(v))) for k, v in values.items()}
+        html_values = {k: _qp(str(escape_html(clean_value(v)))) for k, v in values.items()}
         out = [
             self._from,
             format_to(clean_value(to_name).strip(), address),
