@@ -90,7 +90,11 @@ def build_message(
     address, utf8 = wire_address(to_address)
     msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     msg["From"] = Address(headers.from_name, addr_spec=headers.from_address)
-    msg["To"] = Address(to_name, addr_spec=address)
+    if utf8:  # Address() refuses a non-ASCII local part even under the SMTPUTF8 policy
+        quoted = to_name.replace("\\", "\\\\").replace('"', '\\"')
+        msg["To"] = f'"{quoted}" <{address}>' if to_name else f"<{address}>"
+    else:
+        msg["To"] = Address(to_name, addr_spec=address)
     if headers.reply_to:
         msg["Reply-To"] = headers.reply_to
     msg["Subject"] = headers.subject

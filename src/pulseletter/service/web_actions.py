@@ -74,11 +74,6 @@ def send_confirmation(app: App, subscriber_id: int) -> bool:
         subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return False
-    if subscriber.needs_smtputf8:
-        # The shared message builder writes To: as ASCII; a non-ASCII local part needs an
-        # SMTPUTF8 message and relay. Recorded, not sent, so the operator can see it.
-        _record_failure(app, subscriber_id, "needs SMTPUTF8, which the message builder lacks")
-        return False
     if not confirmation_allowed(app, subscriber_id):
         return False
     subject, text, html, unsubscribe_url = confirmation_message(app, subscriber)
