@@ -140,3 +140,16 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "hunter2" not in result.output
     assert 'password = "********"' in result.output
+
+
+def test_config_check_prints_valid_toml_including_relays(tmp_path: Path) -> None:
+    import tomllib
+
+    (tmp_path / "c.toml").write_text(
+        '[web]\nport = 9000\n\n[[relays]]\nname = "a"\nhost = "127.0.0.1"\nport = 2525\n', "utf-8"
+    )
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "c.toml"), "config", "check"])
+    assert result.exit_code == 0, result.output
+    printed = tomllib.loads(result.output)
+    assert printed["web"]["port"] == 9000
+    assert [(r["name"], r["port"]) for r in printed["relays"]] == [("a", 2525)]

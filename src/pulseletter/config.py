@@ -507,18 +507,16 @@ def _coerce(value: Any, expected: Any) -> tuple[Any, str | None]:
     raise TypeError(f"unsupported settings type {expected!r}")  # a bug in this module
 
 
-def effective_config(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The settings as a nested dict with secrets masked, for ``config check``."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in SECTIONS:
-        section = getattr(settings, name)
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(section):
-            value = getattr(section, f.name)
-            if f.metadata.get("secret") and value:
-                value = "********"
-            values[f.name] = value
-        out[name] = values
-    for i, relay in enumerate(settings.relays):
-        out[f"relays[{i}]"] = dataclasses.asdict(relay)
+def effective_config(settings: Settings) -> dict[str, Any]:
+    """Settings as nested dicts (``relays`` a list), secrets masked, for ``config check``."""
+    out: dict[str, Any] = {name: _masked(getattr(settings, name)) for name in SECTIONS}
+    out["relays"] = [_masked(relay) for relay in settings.relays]
     return out
+
+
+def _masked(section: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        values[f.name] = "********" if f.metadata.get("secret") and value else value
+    return values

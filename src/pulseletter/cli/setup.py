@@ -65,9 +65,12 @@ def config_check(state: CliState, as_json: bool) -> None:
         return
     click.echo(f"# configuration OK: {settings.source}")
     for section, values in data.items():
-        click.echo(f"\n[{section}]")
-        for key, value in values.items():
-            click.echo(f"{key} = {_toml_value(value)}")
+        tables = values if isinstance(values, list) else [values]
+        header = f"[[{section}]]" if isinstance(values, list) else f"[{section}]"
+        for table in tables:
+            click.echo(f"\n{header}")
+            for key, value in table.items():
+                click.echo(f"{key} = {_toml_value(value)}")
 
 
 def _toml_value(value: object) -> str:
