@@ -197,17 +197,18 @@ def run_send(
 def _compose(app: App, week: Week) -> Issue:
     """Ingest the configured feeds, then create or refresh the issue and lint it."""
     report = ingest_feeds(app)
-    log.info(
-        "ingested feeds: %s",
-        report,
-        extra={"event": "content.ingest", "issue": week.key},
-    )
+    log.info("ingested feeds: %s", _summary(report), extra={"event": "content.ingest"})
     before = find_issue(app, week.key)
     issue = prepare_issue(app, week)
     _state_change(week.key, before.state if before else "", issue.state, "composed")
     if issue.state == "ready":
         check_sendable(app, issue)
     return issue
+
+
+def _summary(report: object) -> str:
+    summary = getattr(report, "summary", None)
+    return str(summary() if callable(summary) else report)
 
 
 def _send(app: App, key: str, stop: threading.Event | None) -> tuple[str, str]:
@@ -392,8 +393,7 @@ def _send_notice(app: App, editor: str, subject: str, lines: list[str]) -> list[
 
 def run_ingest(app: App) -> RunResult:
     with job_run(app, INGEST_JOB) as run:
-        report = ingest_feeds(app)
-        return run.done("ok", str(report))
+        return run.done("ok", _summary(ingest_feeds(app)))
 
 
 def resume_sending(app: App, stop: threading.Event | None = None) -> list[RunResult]:
