@@ -104,10 +104,10 @@ def recipients(sink: SmtpSink) -> list[str]:
 class ServeProcess:
     """``python -m pulseletter serve`` in a subprocess, logging JSON lines to a file."""
 
-    def __init__(self, config: Path, log: Path, fake_now: datetime, *args: str) -> None:
+    def __init__(self, config: Path, log: Path, offset: timedelta, *args: str) -> None:
         self.log = log
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULSELETTER_")}
-        env["PULSELETTER_FAKE_NOW"] = fake_now.isoformat()
+        env["PULSELETTER_CLOCK_OFFSET"] = str(offset.total_seconds())
         self.handle = log.open("ab")
         self.proc = subprocess.Popen(
             [
@@ -164,7 +164,7 @@ class ServeProcess:
 
 
 class OffsetTime:
-    """Maps real time to the test's fake time: ``fake_now()`` keeps running across restarts."""
+    """The test's shifted time, shared with every serve process through CLOCK_OFFSET."""
 
     def __init__(self, start: datetime) -> None:
         self.offset = start - datetime.now(UTC)
@@ -172,13 +172,8 @@ class OffsetTime:
     def now(self) -> datetime:
         return datetime.now(UTC) + self.offset
 
-    def at(self, delta: timedelta) -> datetime:
-        return self.now() + delta
 
-
-def service_settings_dict(
-    database_url: str, **sections: dict[str, Any]
-) -> dict[str, dict[str, Any]]:
+def service_config(database_url: str, **sections: dict[str, Any]) -> dict[str, dict[str, Any]]:
     merged: dict[str, dict[str, Any]] = {
         "database": {"url": database_url},
         "security": {"secret": "test-secret-not-for-production"},

@@ -64,5 +64,8 @@ def setup_logging(*, json_lines: bool, verbose: bool = False, stream: TextIO | N
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # APScheduler's own INFO lines ("Added job", "Running job") duplicate ours; keep warnings.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    # The executor's own error and missed-run lines are logged by our listener instead (once,
+    # in our format, with the traceback): see scheduler/runner.py.
+    logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -32,7 +32,8 @@ def serve(
     Only one process per database schedules (it holds a lease in the database); a second
     `serve` waits and takes over if the first one stops. SIGTERM finishes the message in
     flight, records it and exits 0. PULSELETTER_FAKE_NOW=<ISO time> starts the service's
-    clock at that moment (for trying a send out; never in production).
+    clock at that moment, PULSELETTER_CLOCK_OFFSET=<seconds> shifts it (for trying a send
+    out and for tests; never in production).
 
     \b
     Example:
@@ -51,7 +52,8 @@ def serve(
     if fake is not None:
         app.clock = fake
         logging.getLogger("pulseletter.service").warning(
-            "PULSELETTER_FAKE_NOW is set: the service clock starts at %s", app.clock().isoformat()
+            "the service clock is shifted (PULSELETTER_FAKE_NOW/CLOCK_OFFSET): it is now %s",
+            app.clock().isoformat(),
         )
     code = run_service(app, host=host, port=port, web=not scheduler_only, scheduler=not web_only)
     if code:
