@@ -11,6 +11,7 @@ service clock shifted by PULSELETTER_FAKE_NOW so the send time is seconds away.
 from __future__ import annotations
 
 import importlib.util
+import json
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,14 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from conftest import write_config
+from pulseletter.cli import cli
 from pulseletter.config import load_settings
 from pulseletter.db.migrate import upgrade
 from pulseletter.mail.sink import SmtpSink, free_port
+from pulseletter.service import weekly
 from pulseletter.service.app import App
 from pulseletter.service.health import health_report
 from service_support import (
@@ -89,7 +93,9 @@ def check_done_when(tmp_path: Path, processes: list[ServeProcess], web: bool) ->
     with SmtpSink(tmp_path / "received") as sink:
         config, app = make_site(tmp_path, sink, subscribers=6)
         mode = () if web else ("--scheduler-only",)
-        time = OffsetTime(SLOT - timedelta(seconds=3))  # the send is 3 seconds away
+        # a fresh install, the send 5 seconds away (enough for the process to start on a
+        # loaded machine: slots before the first ever start are deliberately ignored)
+        time = OffsetTime(SLOT - timedelta(seconds=5))
         try:
             first = serve(processes, config, tmp_path / "first.log", time.offset, *mode)
             first.wait_event("scheduler.start")
@@ -139,12 +145,19 @@ def test_sigterm_during_a_send_exits_0_and_a_restart_completes_the_issue(
 ) -> None:
     with SlowSink(tmp_path / "received", delay=0.25) as sink:
         config, app = make_site(tmp_path, sink, subscribers=12)
-        time = OffsetTime(SLOT - timedelta(seconds=2))
+        app.clock = lambda: SLOT - timedelta(days=7)
+        weekly.record_start(app)  # a service that has run for a while (no fresh-install rule)
+        time = OffsetTime(SLOT - timedelta(seconds=1))
         try:
             first = serve(
                 processes, config, tmp_path / "first.log", time.offset, "--scheduler-only"
             )
             wait_for(lambda: len(sink.messages) >= 3, 20, "the send to be under way")
+            status = CliRunner().invoke(  # while the service writes (SQLite WAL)
+                cli, ["--config", str(config), "issue", "status", "--week", KEY, "--json"]
+            )
+            assert status.exit_code == 0, status.output
+            assert json.loads(status.output)["state"] == "sending"
             assert first.stop(signal.SIGTERM) == 0
             counts = delivery_counts(app, KEY)
             assert issue_state(app, KEY) == "sending"

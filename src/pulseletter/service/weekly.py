@@ -213,8 +213,12 @@ def _summary(report: object) -> str:
 
 def _send(app: App, key: str, stop: threading.Event | None) -> tuple[str, str]:
     before = find_issue(app, key)
+    state = before.state if before else ""
+    if state == "ready":
+        _state_change(key, state, "sending", "send started")
+        state = "sending"
     outcome = send_issue(app, key, stop=stop)
-    _state_change(key, before.state if before else "", outcome.state, "send")
+    _state_change(key, state, outcome.state, "send finished")
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.counts.items()))
     if stop is not None and stop.is_set() and outcome.state == "sending":
         return "interrupted", f"stopped by shutdown; resumes on start ({counts})"
