@@ -190,7 +190,11 @@ def test_a_restart_beyond_grace_marks_missed_and_logs_the_missed_run(
         schedulers.remove(first)
         clock.now = slot + timedelta(hours=3)
         s = start(app, schedulers)
-        wait_for(lambda: issue_state(app, "2026-W47") == "missed", 10, "the week marked missed")
+        wait_for(
+            lambda: [r.result for r in job_runs(app, weekly.SEND_JOB)] == ["missed"],
+            10,
+            "the week marked missed",
+        )
         wait_for(
             lambda: any(getattr(r, "event", "") == "job.missed" for r in caplog.records),
             10,

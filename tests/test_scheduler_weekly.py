@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import ConfigWriter, FixedClock
+from pulseletter.content.week import week_from_key
 from pulseletter.db.migrate import upgrade
 from pulseletter.db.models import Issue
 from pulseletter.errors import IssueStateError, LintError
@@ -20,6 +21,8 @@ from pulseletter.mail.transports import MemoryTransport, Reply
 from pulseletter.service import lease, weekly
 from pulseletter.service.app import App
 from pulseletter.service.health import health_report
+from pulseletter.service.issues import prepare_issue
+from pulseletter.service.sending import send_issue
 from service_support import delivery_counts, issue_state, job_runs, seed
 
 # Monday 23 Nov 2026 08:00 in Berlin (CET, UTC+1)
@@ -115,7 +118,7 @@ def test_down_beyond_grace_marks_the_week_missed_and_sends_nothing(
         results = weekly.tick(app)
     assert [(r.issue_key, r.result) for r in results] == [(KEY, "missed")]
     assert memory_transport.sent == []
-    assert issue_state(app, KEY) == "missed"
+    assert issue_state(app, KEY) is None  # never composed: it takes no issue number
     assert any("missed the send of 2026-W47" in r.getMessage() for r in caplog.records)
     ok, details = health_report(app)
     assert not ok and details["missed"][0]["issue"] == KEY
@@ -123,6 +126,11 @@ def test_down_beyond_grace_marks_the_week_missed_and_sends_nothing(
     assert weekly.tick(app) == []  # never sent stale later on
     with pytest.raises(IssueStateError, match="was missed"):
         weekly.approve_issue(app, KEY)
+    # an operator may still send it, deliberately (what `pulseletter issue send --week` does)
+    issue = prepare_issue(app, week_from_key(KEY, app.settings.timezone))
+    assert issue.number == 1
+    assert send_issue(app, KEY).state == "sent"
+    assert health_report(app)[1]["missed"] == []
 
 
 def test_a_fresh_install_does_not_act_on_slots_before_its_first_start(
@@ -217,7 +225,13 @@ def test_an_issue_not_approved_within_grace_is_missed(
     assert [(r.result, r.detail) for r in results] == [
         ("missed", "not approved within grace (12 h)")
     ]
+    assert issue_state(app, KEY) == "missed"
     assert subscriber_mail(memory_transport) == []
+    ok, details = health_report(app)
+    assert not ok
+    assert details["missed"] == [{"issue": KEY, "reason": "not approved within grace (12 h)"}]
+    with pytest.raises(IssueStateError, match="was missed"):
+        weekly.approve_issue(app, KEY)
 
 
 def test_a_skipped_or_cancelled_week_is_left_alone(

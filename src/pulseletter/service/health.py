@@ -20,6 +20,12 @@ from pulseletter.service.plan import Plan, last_fire, next_fires
 WEEKLY_JOBS = ("weekly-send", "weekly-prepare", "resume")
 
 
+def _exists(run: JobRun, app: App) -> bool:
+    """Whether the missed week has an issue row now (e.g. sent deliberately afterwards)."""
+    with app.db.reading() as session:
+        return session.scalar(select(Issue.id).where(Issue.key == run.issue_key)) is not None
+
+
 def health_report(app: App) -> tuple[bool, dict[str, Any]]:
     """(healthy, details): database, scheduler lease, next run, last run, missed weeks."""
     details: dict[str, Any] = {"database": "ok"}
@@ -39,9 +45,18 @@ def health_report(app: App) -> tuple[bool, dict[str, Any]]:
                 .order_by(JobRun.id.desc())
                 .limit(1)
             ).first()
-            missed = session.scalars(
-                select(Issue).where(Issue.state == "missed").order_by(Issue.week_start.desc())
-            ).all()[:5]
+            missed_runs = session.scalars(
+                select(JobRun)
+                .where(JobRun.job == "weekly-send", JobRun.result == "missed")
+                .order_by(JobRun.id.desc())
+                .limit(20)
+            ).all()
+            missed_states = {
+                key: reason
+                for key, reason in session.execute(
+                    select(Issue.key, Issue.state_reason).where(Issue.state == "missed")
+                )
+            }
     except SQLAlchemyError as exc:
         details["database"] = f"unreachable: {type(exc).__name__}"
         details["problems"] = ["the database is unreachable"]
@@ -84,8 +99,13 @@ def health_report(app: App) -> tuple[bool, dict[str, Any]]:
     )
     if last is not None and last.result == "error":
         problems.append(f"the last {last.job} run failed: {last.detail}")
-    details["missed"] = [{"issue": m.key, "reason": m.state_reason} for m in missed]
-    if any(m.key == current_key for m in missed):
+    missed: dict[str, str] = {}
+    for run in missed_runs:  # newest first; a week still missed (not sent deliberately since)
+        state_reason = missed_states.get(run.issue_key)
+        if run.issue_key not in missed and (state_reason is not None or not _exists(run, app)):
+            missed[run.issue_key] = state_reason or run.detail
+    details["missed"] = [{"issue": k, "reason": v} for k, v in list(missed.items())[:5]]
+    if current_key in missed:
         problems.append(f"the send of {current_key} was missed")
     details["problems"] = problems
     return not problems, details

@@ -229,28 +229,25 @@ def _hours(delta: timedelta) -> str:
     return f"{delta.total_seconds() / 3600:g} h"
 
 
-def mark_missed(app: App, week: Week, reason: str) -> Issue:
-    """Record that the week's automatic send did not happen; it will not be sent stale."""
+def mark_missed(app: App, week: Week, reason: str) -> Issue | None:
+    """Record that the week's automatic send did not happen; it will not be sent stale.
+
+    A composed issue (draft/ready) becomes ``missed``. A week never composed gets no issue row
+    (so it takes no issue number); the ``weekly-send`` job run with result ``missed`` is the
+    record, and what /healthz lists."""
     with app.db.writing() as session:
         issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
         before = issue.state if issue else ""
-        if issue is None:
-            issue = Issue(
-                key=week.key,
-                number=0,  # never composed: it does not take an issue number
-                week_start=week.start,
-                week_end=week.end,
-                created_at=app.clock(),
-            )
-            session.add(issue)
-        issue.state, issue.state_reason, issue.updated_at = "missed", reason, app.clock()
+        if issue is not None and issue.state in ("draft", "ready"):
+            issue.state, issue.state_reason, issue.updated_at = "missed", reason, app.clock()
     log.warning(
         "missed the send of %s: %s",
         week.key,
         reason,
         extra={"event": "issue.missed", "issue": week.key},
     )
-    _state_change(week.key, before, "missed", reason)
+    if issue is not None:
+        _state_change(week.key, before, issue.state, reason)
     return issue
 
 
@@ -290,6 +287,12 @@ def approve_issue(app: App, key: str) -> Issue:
     with app.db.writing() as session:
         issue = session.scalars(select(Issue).where(Issue.key == key)).first()
         if issue is None:
+            missed = _last_run(app, SEND_JOB, key)
+            if missed is not None and missed.result == "missed":
+                raise IssueStateError(
+                    f"{key} was missed ({missed.detail}); to send it anyway, deliberately: "
+                    f"`pulseletter issue send --week {key}`"
+                )
             raise IssueStateError(f"there is no issue {key}; it is composed at prepare/send time")
         if issue.state == "missed":
             raise IssueStateError(
@@ -469,6 +472,8 @@ def tick(app: App, stop: threading.Event | None = None) -> list[RunResult]:
 
 def _may_retry(app: App, key: str, now: datetime) -> bool:
     last = _last_run(app, SEND_JOB, key)
+    if last is not None and last.result == "missed":
+        return False  # decided: never sent stale unless an operator asks
     return last is None or last.result != "error" or now - last.started_at >= RETRY_AFTER
 
 
