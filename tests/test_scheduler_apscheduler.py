@@ -15,7 +15,13 @@ from apscheduler.events import EVENT_JOB_EXECUTED, JobExecutionEvent
 from conftest import ConfigWriter, FixedClock
 from pulseletter.db.migrate import upgrade
 from pulseletter.mail.transports import MemoryTransport
-from pulseletter.scheduler.runner import SEND_ID, TICK_ID, WeeklyScheduler
+from pulseletter.scheduler.runner import (
+    INGEST_ID,
+    PREPARE_ID,
+    SEND_ID,
+    TICK_ID,
+    WeeklyScheduler,
+)
 from pulseletter.service import weekly
 from pulseletter.service.app import App
 from service_support import issue_state, job_runs, seed, wait_for
@@ -202,3 +208,27 @@ def test_a_restart_beyond_grace_marks_missed_and_logs_the_missed_run(
         )
     assert memory_transport.sent == []
     assert s.scheduler.get_job(TICK_ID) is not None
+
+
+def test_a_changed_schedule_is_applied_to_the_stored_jobs_and_ingest_polls(
+    make_app: Callable[..., App],
+    clock: FixedClock,
+    schedulers: list[WeeklyScheduler],
+) -> None:
+    clock.now = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
+    app = make_app(timezone="Europe/Berlin", send="mon 08:00", prepare="sun 18:00")
+    first = start(app, schedulers)
+    assert first.scheduler.get_job(PREPARE_ID) is not None
+    first.stop_gracefully(5)
+    schedulers.remove(first)
+    # the operator edits config.toml: a Tuesday send, no prepare, feeds polled every 5 minutes
+    changed = make_app(timezone="Europe/Berlin", send="tue 09:30", ingest_interval_minutes=5)
+    s = start(changed, schedulers)
+    assert s.scheduler.get_job(PREPARE_ID) is None
+    send = s.scheduler.get_job(SEND_ID)
+    assert send.next_run_time.astimezone(UTC) == datetime(2026, 11, 24, 8, 30, tzinfo=UTC)
+    assert s.scheduler.get_job(INGEST_ID) is not None
+    clock.advance(minutes=5)
+    s.wakeup()
+    runs = finished_runs(changed, weekly.INGEST_JOB, 1)
+    assert runs[0].result == "ok" and "added" in runs[0].detail

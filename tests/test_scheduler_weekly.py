@@ -183,6 +183,45 @@ def test_a_restart_in_the_middle_of_a_send_resumes_without_duplicates(
     assert delivery_counts(app, KEY) == {"sent": 10}
 
 
+class DiesAfter:
+    """A transport that "kills the process" (an exception nobody handles) on message n+1,
+    before it reaches the server: claimed rows stay `sending` under the dead owner's lease."""
+
+    name = "memory"
+
+    def __init__(self, inner: MemoryTransport, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    def send(self, mail_from: str, rcpt: str, data: bytes) -> Reply:
+        if len(self.inner.sent) >= self.n:
+            raise KeyboardInterrupt("kill -9")
+        return self.inner.send(mail_from, rcpt, data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_crash_mid_send_resumes_after_the_ledger_lease_without_duplicates(
+    make_app: Callable[..., App], clock: FixedClock, memory_transport: MemoryTransport
+) -> None:
+    app = make_app()
+    seed(app, SLOT, subscribers=10)
+    clock.now = SLOT
+    weekly.record_start(app)
+    app.transport_factory = lambda: DiesAfter(memory_transport, 4)
+    with pytest.raises(KeyboardInterrupt):
+        weekly.run_send(app)
+    assert delivery_counts(app, KEY) == {"sent": 4, "sending": 6}
+    app.transport_factory = lambda: memory_transport
+    clock.advance(minutes=1)
+    assert weekly.tick(app) == []  # the dead process's claims are still leased
+    clock.advance(minutes=10)
+    results = weekly.tick(app)
+    assert [(r.job, r.result) for r in results] == [(weekly.RESUME_JOB, "sent")]
+    sent_to = subscriber_mail(memory_transport)
+    assert len(sent_to) == 10 and len(set(sent_to)) == 10
+
+
 def test_approval_waits_notifies_editors_once_then_sends_when_approved(
     make_app: Callable[..., App], clock: FixedClock, memory_transport: MemoryTransport
 ) -> None:
