@@ -289,7 +289,7 @@ def test_a_skipped_or_cancelled_week_is_left_alone(
 def test_an_empty_week_sends_nothing_and_the_failure_is_visible(
     make_app: Callable[..., App], clock: FixedClock, memory_transport: MemoryTransport
 ) -> None:
-    app = make_app()
+    app = make_app(issue={"editors": ["editor@newsroom.example.org"]})
     seed(app, SLOT - timedelta(weeks=5), subscribers=2)  # content only for older weeks
     clock.now = SLOT
     weekly.record_start(app)
@@ -305,10 +305,13 @@ def test_an_empty_week_sends_nothing_and_the_failure_is_visible(
         clock.advance(minutes=15)
         with pytest.raises(LintError):
             weekly.tick(app)  # ...but again after RETRY_AFTER, within grace
+        # the editors heard about it once, not on every retry
+        notices = [m for m in memory_transport.sent if m[1] == "editor@newsroom.example.org"]
+        assert len(notices) == 1 and b"Subject: Problem with issue 2026-W47" in notices[0][2]
     else:
         # with the content.empty_week policy in prepare_issue, the week comes back skipped
         assert result.result == "skipped"
-    assert memory_transport.sent == []
+    assert subscriber_mail(memory_transport) == []
 
 
 def test_prepare_composes_ahead_and_the_send_uses_that_issue(

@@ -23,10 +23,11 @@ import html
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import and_, func, or_, select
 
@@ -43,6 +44,7 @@ from pulseletter.service.sending import send_issue
 from pulseletter.service.transactional import send_transactional
 
 log = logging.getLogger("pulseletter.weekly")
+T = TypeVar("T")
 
 DONE_STATES = ("sent", "skipped", "missed", "cancelled")
 RETRY_AFTER = timedelta(minutes=15)  # a failed automatic run is retried this often within grace
@@ -180,15 +182,16 @@ def run_send(
         if app.settings.issue.require_approval:
             if issue is not None and state == "ready":
                 if issue.approved_at is None:
+                    _checked(app, SEND_JOB, week.key, lambda: check_sendable(app, issue))
                     _notify_once(app, issue, slot, plan)
                     return run.done("awaiting-approval", "run `pulseletter issue approve`")
                 return run.done(*_send(app, week.key, stop))
-            issue = _compose(app, week)
+            issue = _checked(app, SEND_JOB, week.key, lambda: _compose(app, week))
             if issue.state != "ready":
                 return run.done(issue.state, issue.state_reason)
             _notify_once(app, issue, slot, plan)
             return run.done("awaiting-approval", "run `pulseletter issue approve`")
-        issue = _compose(app, week)
+        issue = _checked(app, SEND_JOB, week.key, lambda: _compose(app, week))
         if issue.state != "ready":
             return run.done(issue.state, issue.state_reason)
         return run.done(*_send(app, week.key, stop))
@@ -271,11 +274,7 @@ def run_prepare(app: App, *, slot: datetime | None = None) -> RunResult:
             return run.done("already-approved")
         if issue is not None and app.settings.issue.require_approval and issue.state == "ready":
             return run.done("awaiting-approval", "composed before; not recomposed")
-        try:
-            issue = _compose(app, week)
-        except PulseletterError as exc:
-            _notify_problem(app, week.key, str(exc))
-            raise
+        issue = _checked(app, PREPARE_JOB, week.key, lambda: _compose(app, week))
         if issue.state == "ready" and app.settings.issue.require_approval:
             _notify_once(app, issue, send_at, plan)
             return run.done("awaiting-approval", f"sends at {send_at.isoformat()} once approved")
@@ -348,6 +347,22 @@ def _notify_once(app: App, issue: Issue, send_at: datetime, plan: Plan) -> None:
             run.done("error", "; ".join(failures))
         else:
             run.done("ok", f"{len(editors)} editor(s)")
+
+
+def _checked(app: App, job: str, key: str, step: Callable[[], T]) -> T:
+    """Run a compose or lint step; on its first failure for this week, tell the editors."""
+    try:
+        return step()
+    except PulseletterError as exc:
+        with app.db.reading() as session:
+            failed_before = session.scalar(
+                select(func.count())
+                .select_from(JobRun)
+                .where(JobRun.job == job, JobRun.issue_key == key, JobRun.result == "error")
+            )
+        if not failed_before:
+            _notify_problem(app, key, str(exc))
+        raise
 
 
 def _notify_problem(app: App, key: str, problem: str) -> None:
