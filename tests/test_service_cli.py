@@ -132,3 +132,28 @@ def test_a_bad_fake_clock_is_a_clear_error(runner: CliRunner, tmp_path: Path) ->
     env = {"PULSELETTER_FAKE_NOW": "next monday"}
     result = runner.invoke(cli, [*config, "schedule", "show"], env=env)
     assert result.exit_code == 2 and "PULSELETTER_FAKE_NOW" in result.output
+
+
+def test_the_clock_can_be_shifted_by_a_start_time_or_an_offset() -> None:
+    from pulseletter.errors import ConfigError
+    from pulseletter.service.clock import clock_from_env
+
+    assert clock_from_env({}) is None
+    started = clock_from_env({"PULSELETTER_FAKE_NOW": "2026-11-23T07:59:50+01:00"})
+    assert started is not None
+    assert abs(started() - datetime(2026, 11, 23, 6, 59, 50, tzinfo=UTC)) < timedelta(seconds=5)
+    shifted = clock_from_env({"PULSELETTER_CLOCK_OFFSET": "-86400"})
+    assert shifted is not None
+    assert abs(shifted() - (datetime.now(UTC) - timedelta(days=1))) < timedelta(seconds=5)
+    with pytest.raises(ConfigError, match="needs a UTC offset"):
+        clock_from_env({"PULSELETTER_FAKE_NOW": "2026-11-23T07:59:50"})
+    with pytest.raises(ConfigError, match="not a number of seconds"):
+        clock_from_env({"PULSELETTER_CLOCK_OFFSET": "soon"})
+
+
+def test_editors_must_be_addresses(tmp_path: Path) -> None:
+    from pulseletter.errors import ConfigError
+
+    (tmp_path / "config.toml").write_text('[issue]\neditors = ["ed@example.org", "ed"]\n')
+    with pytest.raises(ConfigError, match=r"issue\.editors: 'ed' is not an email address"):
+        load_settings(tmp_path / "config.toml", environ={})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from conftest import ConfigWriter, FixedClock
+from pulseletter.config import load_settings
 from pulseletter.db.migrate import upgrade
+from pulseletter.mail.sink import free_port
 from pulseletter.mail.transports import MemoryTransport
 from pulseletter.service import lease
 from pulseletter.service.app import App
@@ -124,3 +127,19 @@ def test_web_and_scheduler_share_one_process_and_stop_cleanly(
     assert lease.read(app) is None  # released at a clean stop: a standby takes over at once
     ok, details = health_report(app)
     assert not ok and details["scheduler"]["running"] is False
+
+
+def test_health_is_503_material_when_the_database_does_not_answer(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    port = free_port()  # nothing listens there
+    (tmp_path / "config.toml").write_text(
+        f'[database]\nurl = "postgresql+psycopg://nobody@127.0.0.1:{port}/none"\n', "utf-8"
+    )
+    app = App.open(load_settings(tmp_path / "config.toml", environ={}), check_schema=False)
+    try:
+        ok, details = health_report(app)
+    finally:
+        app.close()
+    assert not ok
+    assert details["database"].startswith("unreachable")
+    assert details["problems"] == ["the database is unreachable"]
