@@ -143,3 +143,21 @@ def test_health_is_503_material_when_the_database_does_not_answer(tmp_path: Path
     assert not ok
     assert details["database"].startswith("unreachable")
     assert details["problems"] == ["the database is unreachable"]
+
+
+def test_web_only_never_takes_the_lease_and_reports_no_scheduler(
+    two_apps: tuple[App, App],
+) -> None:
+    app = two_apps[0]
+    service = Service(
+        app, web=True, scheduler=False, host="127.0.0.1", port=0, web_factory=stand_in_web
+    )
+    service.start()
+    try:
+        port = wait_for(service.bound_port, 10, "uvicorn to listen")
+        response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert response.status_code == 503
+        assert "no scheduler holds a live lease" in response.json()["problems"][0]
+        assert lease.read(app) is None and service.weekly is None
+    finally:
+        assert service.shutdown() is True
