@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ConfigWriter, FixedClock
 from pulseletter.db.migrate import upgrade
-from pulseletter.logs import setup_logging
+from pulseletter.logs import JsonFormatter, setup_logging
 from pulseletter.scheduler.runner import WeeklyScheduler
 from pulseletter.service.app import App
 from service_support import wait_for
@@ -80,9 +80,9 @@ def test_an_error_inside_apschedulers_executor_is_logged_with_its_traceback(
                 10,
                 "the listener's error line",
             )
-        message = record.getMessage()
-        assert "RuntimeError: a job that fails outside" in message
-        assert "in explode" in message  # the traceback is in the line
+        assert "RuntimeError: a job that fails outside" in record.getMessage()
+        as_json = json.loads(JsonFormatter().format(record))
+        assert "in explode" in as_json["traceback"]  # the traceback travels with the line
     finally:
         s.stop_gracefully(5)
         app.close()

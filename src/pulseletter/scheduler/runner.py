@@ -210,11 +210,11 @@ class WeeklyScheduler:
             )
         elif event.exception is not None and not getattr(event.exception, "logged", False):
             log.error(
-                "job %s raised %s: %s\n%s",
+                "job %s raised %s: %s",
                 event.job_id,
                 type(event.exception).__name__,
                 event.exception,
-                event.traceback or "",
+                exc_info=event.exception,  # keeps its __traceback__: the formatter prints it
                 extra={"event": "job.error", "job": event.job_id},
             )
 
