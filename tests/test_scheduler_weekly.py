@@ -273,17 +273,50 @@ def test_an_issue_not_approved_within_grace_is_missed(
         weekly.approve_issue(app, KEY)
 
 
-def test_a_skipped_or_cancelled_week_is_left_alone(
+def test_a_cancelled_week_is_left_alone(
+    make_app: Callable[..., App], clock: FixedClock, memory_transport: MemoryTransport
+) -> None:
+    app = make_app()
+    seed(app, SLOT, subscribers=2)
+    clock.now = SLOT - timedelta(hours=14)
+    weekly.record_start(app)
+    with app.db.writing() as session:
+        session.add(
+            Issue(
+                key=KEY,
+                number=1,
+                week_start=SLOT - timedelta(days=7),
+                week_end=SLOT,
+                state="cancelled",
+            )
+        )
+    clock.now = SLOT
+    assert weekly.run_send(app).result == "already-cancelled"
+    assert weekly.tick(app) == []
+    assert memory_transport.sent == []
+
+
+def test_a_week_skipped_early_is_composed_again_at_send_time(
     make_app: Callable[..., App], clock: FixedClock, memory_transport: MemoryTransport
 ) -> None:
     app = make_app()
     seed(app, SLOT, subscribers=2)
     clock.now = SLOT
-    weekly.run_send(app)
-    with app.db.writing() as session:
-        issue = session.scalars(select(Issue).where(Issue.key == KEY)).one()
-        issue.state = "skipped"  # as prepare_issue leaves an empty week under empty_week=skip
-    assert weekly.run_send(app).result == "already-skipped"
+    weekly.record_start(app)
+    with app.db.writing() as session:  # as an early prepare leaves an empty week (skip policy)
+        session.add(
+            Issue(
+                key=KEY,
+                number=0,
+                week_start=SLOT - timedelta(days=7),
+                week_end=SLOT,
+                state="skipped",
+                state_reason="no articles this week (empty_week = skip)",
+            )
+        )
+    assert weekly.tick(app) == []  # the tick does not keep retrying a skipped week...
+    assert weekly.run_send(app).result == "sent"  # ...the send itself looks again
+    assert len(subscriber_mail(memory_transport)) == 2
 
 
 def test_an_empty_week_sends_nothing_and_the_failure_is_visible(

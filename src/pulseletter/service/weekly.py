@@ -166,8 +166,10 @@ def run_send(
     with job_run(app, SEND_JOB, week.key) as run:
         issue = find_issue(app, week.key)
         state = issue.state if issue else ""
-        if state in DONE_STATES:
+        if state in DONE_STATES and state != "skipped":
             return run.done(f"already-{state}")
+        # "skipped" (an empty week under content.empty_week = skip) is composed again: content
+        # may have arrived since an early prepare; the tick does not retry it.
         if state == "paused":
             return run.done("paused", "paused by an operator; resume with `issue send`")
         if state == "sending":
@@ -268,7 +270,7 @@ def run_prepare(app: App, *, slot: datetime | None = None) -> RunResult:
     week = week_for_slot(app, send_at)
     with job_run(app, PREPARE_JOB, week.key) as run:
         issue = find_issue(app, week.key)
-        if issue is not None and issue.state not in ("draft", "ready"):
+        if issue is not None and issue.state not in ("draft", "ready", "skipped"):
             return run.done(f"already-{issue.state}")
         if issue is not None and issue.approved_at is not None:
             return run.done("already-approved")
