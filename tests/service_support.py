@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,18 @@ from pulseletter.mail.sink import SavingHandler, SmtpSink
 from pulseletter.service.app import App
 from pulseletter.service.content import ingest
 from pulseletter.service.demo import copy_sample_content
+from pulseletter.service.health import SCHEDULING
 from pulseletter.service.subscribers import add_demo_subscribers
+
+
+@contextmanager
+def scheduling() -> Iterator[None]:
+    """health_report as a process that runs the scheduler sees it (strict checks)."""
+    SCHEDULING.set()
+    try:
+        yield
+    finally:
+        SCHEDULING.clear()
 
 
 def seed(app: App, content_for: datetime, subscribers: int = 5) -> None:

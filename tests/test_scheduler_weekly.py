@@ -23,12 +23,19 @@ from pulseletter.service.app import App
 from pulseletter.service.health import health_report
 from pulseletter.service.issues import prepare_issue
 from pulseletter.service.sending import send_issue
-from service_support import delivery_counts, issue_state, job_runs, seed
+from service_support import delivery_counts, issue_state, job_runs, scheduling, seed
 
 # Monday 23 Nov 2026 08:00 in Berlin (CET, UTC+1)
 SLOT = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 KEY = "2026-W47"
 BERLIN = {"timezone": "Europe/Berlin", "send": "mon 08:00", "grace_hours": 12}
+
+
+@pytest.fixture(autouse=True)
+def as_scheduler() -> Iterator[None]:
+    """These tests read health as the scheduling process does."""
+    with scheduling():
+        yield
 
 
 @pytest.fixture

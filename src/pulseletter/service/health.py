@@ -1,13 +1,16 @@
 """Health: what ``GET /healthz`` reports, read from the database so any process can answer
 (a ``--web-only`` process as well as the one that schedules).
 
-Healthy means: the database answers, a scheduler holds a live lease, the last weekly run did
-not fail, and the latest send slot's week was not missed. Each failed condition adds a line
-to ``problems``.
+Healthy means the database answers, and, in a process that runs the scheduler (``serve``
+without ``--web-only``): a scheduler holds a live lease, the last weekly run did not fail, and
+the latest send slot's week was not missed. In a web-only process those scheduler conditions
+are reported under ``warnings`` without failing the check, so a load balancer never takes web
+nodes out of service because the scheduler elsewhere has a problem.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy import select, text
@@ -18,6 +21,9 @@ from pulseletter.service.app import App
 from pulseletter.service.plan import Plan, last_fire, next_fires
 
 WEEKLY_JOBS = ("weekly-send", "weekly-prepare", "resume")
+
+# Set while this process runs the scheduler role (service.runtime); read by health_report.
+SCHEDULING = threading.Event()
 
 
 def _exists(run: JobRun, app: App) -> bool:
@@ -107,5 +113,9 @@ def health_report(app: App) -> tuple[bool, dict[str, Any]]:
     details["missed"] = [{"issue": k, "reason": v} for k, v in list(missed.items())[:5]]
     if current_key in missed:
         problems.append(f"the send of {current_key} was missed")
-    details["problems"] = problems
-    return not problems, details
+    details["role"] = "scheduler" if SCHEDULING.is_set() else "web"
+    if SCHEDULING.is_set():
+        details["problems"], details["warnings"] = problems, []
+    else:
+        details["problems"], details["warnings"] = [], problems
+    return not details["problems"], details

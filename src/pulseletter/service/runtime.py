@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from pulseletter.errors import PulseletterError
-from pulseletter.service import lease
+from pulseletter.service import health, lease
 from pulseletter.service.app import App
 
 log = logging.getLogger("pulseletter.service")
@@ -149,6 +149,7 @@ class Service:
             self._spawn("web", self._serve_web)
             log.info("web app on http://%s:%s", self.host, self.port, extra={"event": "web.start"})
         if self.scheduler:
+            health.SCHEDULING.set()
             self._spawn("lease", self._keep_lease)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
@@ -178,6 +179,8 @@ class Service:
             for thread in self._threads:
                 if thread.name == "pulseletter-web":
                     thread.join(timeout=10)
+        if self.scheduler:
+            health.SCHEDULING.clear()
         log.info("stopped", extra={"event": "service.stop", "clean": clean})
         return clean and not self.failed
 
