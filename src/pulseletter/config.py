@@ -97,6 +97,11 @@ def _optional_time(v: str) -> str | None:
     return None if not v else _weekday_time(v)
 
 
+def _address_list(v: list[str]) -> str | None:
+    bad = [m for m in (_address(a) for a in v) if m]
+    return "; ".join(bad) or None
+
+
 @dataclass(frozen=True)
 class NewsletterSettings:
     """Who the newsletter is and who it comes from."""
@@ -165,6 +170,7 @@ class IssueSettings:
     insights_per_article: int = _check(_non_negative, 3)
     min_related_score: float = _check(_non_negative, 0.2)
     require_approval: bool = False
+    editors: list[str] = field(default_factory=list, metadata={"check": _address_list})
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,7 @@ class ScheduleSettings:
     ingest_interval_minutes: int = _check(_non_negative, 0)
     grace_hours: float = _check(_non_negative, 12.0)
     shutdown_timeout: float = _check(_positive, 30.0)
+    lease_seconds: float = _check(_positive, 60.0)
 
 
 @dataclass(frozen=True)
