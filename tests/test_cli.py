@@ -91,3 +91,12 @@ def test_python_dash_m_runs_the_cli() -> None:
         check=False,
     )
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_every_command_honours_the_fake_clock(runner: CliRunner, tmp_path: Path) -> None:
+    assert runner.invoke(cli, ["init", str(tmp_path)]).exit_code == 0
+    config = ["--config", str(tmp_path / "config.toml")]
+    env = {"PULSELETTER_FAKE_NOW": "2026-06-10T10:00:00+00:00"}
+    result = runner.invoke(cli, [*config, "content", "week"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("2026-W23 ")  # the last complete week before 10 June

@@ -3,7 +3,6 @@ rule that no CLI command starts a scheduler."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,18 +111,6 @@ def test_serve_refuses_contradicting_flags(runner: CliRunner, tmp_path: Path) ->
     app.close()
     result = runner.invoke(cli, [*config, "serve", "--web-only", "--scheduler-only"])
     assert result.exit_code == 1 and "exclude each other" in result.output
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("pulseletter.web") is not None, reason="the web app is installed"
-)
-def test_serve_without_the_web_app_says_how_to_run_the_scheduler_alone(
-    runner: CliRunner, tmp_path: Path
-) -> None:
-    config, app = site(tmp_path)
-    app.close()
-    result = runner.invoke(cli, [*config, "serve"])
-    assert result.exit_code == 1 and "--scheduler-only" in result.output
 
 
 def test_a_bad_fake_clock_is_a_clear_error(runner: CliRunner, tmp_path: Path) -> None:

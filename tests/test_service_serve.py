@@ -10,7 +10,6 @@ service clock shifted by PULSELETTER_FAKE_NOW so the send time is seconds away.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
 from collections.abc import Iterator
@@ -47,7 +46,6 @@ pytestmark = pytest.mark.slow
 
 SLOT = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Berlin
 KEY = "2026-W47"
-WEB_AVAILABLE = importlib.util.find_spec("pulseletter.web") is not None
 
 
 def make_site(
@@ -133,9 +131,6 @@ def test_serve_sends_the_issue_once_survives_kill_and_restart(
     check_done_when(tmp_path, processes, web=False)
 
 
-@pytest.mark.skipif(
-    not WEB_AVAILABLE, reason="pulseletter.web.app (the subscribers branch) is not installed"
-)
 def test_serve_with_the_web_app_reports_the_last_run_on_healthz(
     tmp_path: Path, processes: list[ServeProcess]
 ) -> None:

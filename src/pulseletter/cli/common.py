@@ -10,6 +10,7 @@ import click
 
 from pulseletter.config import Settings, load_settings
 from pulseletter.service.app import App
+from pulseletter.service.clock import clock_from_env
 
 
 @dataclass
@@ -25,9 +26,15 @@ class CliState:
         return self._settings
 
     def app(self) -> App:
-        """The service wiring; refuses with a clear message if migrations are pending."""
+        """The service wiring; refuses with a clear message if migrations are pending.
+
+        ``PULSELETTER_FAKE_NOW`` / ``PULSELETTER_CLOCK_OFFSET`` shift the clock of every
+        command alike (for trying a send time; see docs/operations.md)."""
         if self._app is None:
             self._app = App.open(self.settings())
+            fake = clock_from_env()
+            if fake is not None:
+                self._app.clock = fake
         return self._app
 
     def close(self) -> None:

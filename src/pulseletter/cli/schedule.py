@@ -11,16 +11,6 @@ from pulseletter.errors import DatabaseError
 from pulseletter.service import issues as issue_service
 from pulseletter.service import lease as lease_service
 from pulseletter.service import weekly
-from pulseletter.service.app import App
-from pulseletter.service.clock import clock_from_env
-
-
-def _app(state: CliState) -> App:
-    app = state.app()
-    fake = clock_from_env()
-    if fake is not None:
-        app.clock = fake
-    return app
 
 
 @click.group()
@@ -39,7 +29,7 @@ def show(state: CliState, count: int, as_json: bool) -> None:
     Example:
       pulseletter schedule show --count 5
     """
-    app = _app(state)
+    app = state.app()
     s = app.settings.schedule
     tz = app.settings.timezone
     runs = weekly.upcoming(app, count)
@@ -94,7 +84,7 @@ def approve(state: CliState, week_key: str | None) -> None:
     Example:
       pulseletter issue approve --week 2026-W47
     """
-    app = _app(state)
+    app = state.app()
     key = issue_service.resolve_week(app, week_key).key
     approved = weekly.approve_issue(app, key)
     click.echo(f"{approved.key} #{approved.number} approved: {approved.subject}")

@@ -48,9 +48,7 @@ def serve(
         raise PulseletterError("--web-only and --scheduler-only exclude each other")
     setup_logging(json_lines=log_json, verbose=state.verbose)
     app = state.app()
-    fake = clock_from_env()
-    if fake is not None:
-        app.clock = fake
+    if clock_from_env() is not None:
         logging.getLogger("pulseletter.service").warning(
             "the service clock is shifted (PULSELETTER_FAKE_NOW/CLOCK_OFFSET): it is now %s",
             app.clock().isoformat(),

@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from pulseletter.errors import PulseletterError
 from pulseletter.service import health, lease
 from pulseletter.service.app import App
 
@@ -29,13 +28,8 @@ WebFactory = Callable[[App], Any]  # App -> ASGI application
 
 
 def default_web_factory(app: App) -> Any:
-    try:
-        from pulseletter.web.app import create_app
-    except ImportError as exc:
-        raise PulseletterError(
-            "the public web app (pulseletter.web.app) is not part of this installation; "
-            "run `pulseletter serve --scheduler-only`"
-        ) from exc
+    from pulseletter.web.app import create_app
+
     return create_app(app)
 
 
