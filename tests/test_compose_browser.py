@@ -6,61 +6,25 @@ fail instead, so a missing browser can never hide a broken layout.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser_support import chromium
 from compose_support import hostile_content, sample_app
 from pulseletter.compose.render import Recipient, compile_issue, personalise
 from pulseletter.service.issues import resolve_week
 from pulseletter.service.preview import preview_week
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _chromium() -> str | None:
-    for candidate in (
-        "/usr/bin/chromium",
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-    ):
-        if candidate and Path(candidate).exists():
-            return candidate
-    return None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    required = os.environ.get("PULSELETTER_REQUIRE_BROWSER") == "1"
-    executable = _chromium()
-    reason = ""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "playwright is not installed (pip install -e '.[test]')"
-    if not reason and executable is None:
-        reason = "no Chromium at /usr/bin/chromium (apt-get install chromium)"
-    if reason:
-        if required:
-            pytest.fail(f"PULSELETTER_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    with chromium() as instance:
         yield instance
-        instance.close()
 
 
 def inspect(browser: Any, page_file: Path, width: int, shot: Path, scheme: str = "light") -> dict:
