@@ -406,3 +406,21 @@ def test_health_reports_scheduler_next_and_last_run(
     assert details["last_run"]["result"] == "sent" and details["last_run"]["issue"] == KEY
     assert details["next_run"]["at_local"] == "2026-11-30T08:00:00+01:00"
     assert details["next_run"]["week"] == "2026-W48"
+
+
+def test_an_issue_whose_sender_died_after_its_last_result_is_finished_on_tick(
+    make_app: Callable[..., App], clock: FixedClock, memory_transport: MemoryTransport
+) -> None:
+    app = make_app()
+    seed(app, SLOT, subscribers=3)
+    clock.now = SLOT
+    weekly.record_start(app)
+    assert weekly.run_send(app).result == "sent"
+    with app.db.writing() as session:  # as if it died before marking the issue sent
+        issue = session.scalars(select(Issue).where(Issue.key == KEY)).one()
+        issue.state, issue.sent_at = "sending", None
+    clock.advance(minutes=1)
+    results = weekly.tick(app)
+    assert [(r.job, r.result) for r in results] == [(weekly.RESUME_JOB, "sent")]
+    assert issue_state(app, KEY) == "sent"
+    assert len(subscriber_mail(memory_transport)) == 3  # nobody mailed twice

@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from types import FrameType
 
 import click
@@ -151,14 +150,9 @@ def send(state: CliState, week_key: str | None, test_to: str | None, wait: bool)
         return
     tty = sys.stderr.isatty()
     with graceful_stop() as stop, ProgressView(app.settings.sending.progress_seconds, tty) as view:
-        while True:
-            outcome = sending_service.send_issue(app, prepared.key, stop=stop, progress=view)
-            due = outcome.next_attempt_at
-            if not (wait and outcome.state == "sending" and due is not None) or stop.is_set():
-                break
-            stop.wait(max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.5)
-            if stop.is_set():
-                break
+        outcome = sending_service.send_issue_until_settled(
+            app, prepared.key, stop=stop, progress=view, wait=wait
+        )
     _show_outcome(outcome)
     if outcome.state == "paused" and outcome.reason:
         click.echo(f"Error: sending paused: {outcome.reason}", err=True)

@@ -90,40 +90,83 @@ def compose_week(app: App, week: Week) -> Composed:
     return Composed(week.key, number, content, compiled, quiet)
 
 
+def _is_settled(issue: Issue | None) -> bool:
+    """Frozen (sending or later) or approved by an editor: never recomposed."""
+    return issue is not None and (
+        issue.state in FROZEN_STATES or (issue.state == "ready" and issue.approved_at is not None)
+    )
+
+
 def prepare_issue(app: App, week: Week) -> Issue:
-    """Create or refresh the week's issue; an issue already sending or sent stays frozen.
+    """Create or refresh the week's issue; an issue already approved, sending or sent stays.
 
     An empty week follows ``content.empty_week``: "skip" records the issue as skipped (never
-    sent), "quiet" composes the short quiet-week issue, which can be sent."""
-    with app.db.writing() as session:
-        issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
-        if issue is not None and issue.state in FROZEN_STATES:
-            return issue
+    sent), "quiet" composes the short quiet-week issue, which can be sent.
+
+    Rendering happens outside the write transaction (it takes milliseconds to seconds and the
+    sender, the web app and sign-ups need the write lock meanwhile); the write re-checks the
+    issue and recomposes only if its number changed under us."""
+    for _attempt in range(3):
+        with app.db.reading() as session:
+            issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
+            if _is_settled(issue):
+                assert issue is not None
+                return issue
+            number = issue.number if issue and issue.state != SKIPPED else _next_number(session)
         content = week_content(app, week)
         skip = content.is_empty and app.settings.content.empty_week == "skip"
+        compiled = None if skip else compose_content(app, content, number)
+        web_html = "" if compiled is None else _web_page(app, week.key, number, content, compiled)
+        try:
+            return _store_prepared(app, week, number, content, compiled, web_html)
+        except _NumberTaken:
+            continue  # another issue took that number meanwhile: compose again
+    raise IssueStateError(f"{week.key}: issue numbers kept changing while composing; try again")
+
+
+class _NumberTaken(Exception):
+    """Rolls the write back: the composed issue carries a number another issue now has."""
+
+
+def _store_prepared(
+    app: App,
+    week: Week,
+    number: int,
+    content: IssueContent,
+    compiled: CompiledIssue | None,
+    web_html: str,
+) -> Issue:
+    """One short write: store what was composed, unless the issue settled meanwhile."""
+    skip = compiled is None
+    with app.db.writing() as session:
+        issue = session.scalars(select(Issue).where(Issue.key == week.key)).first()
+        if _is_settled(issue):
+            assert issue is not None
+            return issue
         if issue is None:
             issue = Issue(
                 key=week.key,
-                number=0 if skip else _next_number(session),
+                number=0,
                 week_start=week.start,
                 week_end=week.end,
                 state="draft",
                 created_at=app.clock(),
             )
             session.add(issue)
-        elif issue.state == SKIPPED and not skip:
+        if not skip and (issue.number == 0 or issue.state == SKIPPED):
             issue.number = _next_number(session)
+        if not skip and issue.number != number:
+            raise _NumberTaken
         issue.content = {**content.to_json(), "quiet": content.is_empty and not skip}
         issue.updated_at = app.clock()
-        if skip:
-            issue.state, issue.state_reason = SKIPPED, "no articles this week (empty_week = skip)"
+        if compiled is None:
+            issue.state = SKIPPED
+            issue.state_reason = "no articles this week (empty_week = skip)"
             issue.subject = issue.preheader = issue.html = issue.text = issue.web_html = ""
             log.info("%s has no articles: skipped", week.key)
             return issue
-        compiled = compose_content(app, content, issue.number)
         issue.subject, issue.preheader = compiled.subject, compiled.preheader
-        issue.html, issue.text = compiled.html, compiled.text
-        issue.web_html = _web_page(app, issue.key, issue.number, content, compiled)
+        issue.html, issue.text, issue.web_html = compiled.html, compiled.text, web_html
         issue.state, issue.state_reason = "ready", ""
         return issue
 

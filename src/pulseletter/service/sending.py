@@ -128,6 +128,25 @@ def message_builder(app: App, issue: Issue) -> Callable[[Claimed, str], bytes]:
     return build
 
 
+def send_issue_until_settled(
+    app: App,
+    key: str,
+    *,
+    stop: threading.Event,
+    progress: Progress | None = None,
+    wait: bool = False,
+) -> SendOutcome:
+    """``send_issue``; with ``wait``, sleep until deferred messages are due (on the app's
+    clock) and send again, until nothing is left to retry or ``stop`` is set."""
+    while True:
+        outcome = send_issue(app, key, stop=stop, progress=progress)
+        due = outcome.next_attempt_at
+        if not wait or outcome.state != "sending" or due is None or stop.is_set():
+            return outcome
+        if stop.wait(max(0.0, (due - app.clock()).total_seconds()) + 0.5):
+            return outcome
+
+
 def _load(app: App, key: str) -> Issue:
     issue = ledger.issue_by_key(app.db, key)
     if issue is None:
@@ -158,6 +177,11 @@ def send_issue(
             )
         if issue.state not in ("ready", "sending"):
             raise IssueStateError(f"issue {key} is {issue.state}; it cannot be sent")
+        if issue.state == "ready" and app.settings.issue.require_approval and not issue.approved_at:
+            raise IssueStateError(
+                f"issue {key} waits for an editor's approval (issue.require_approval); "
+                f"run `pulseletter issue approve --week {key}` first"
+            )
         check_sendable(app, issue)
         if issue.state == "ready":
             issue.state = "sending"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 
 from pulseletter.compose.render import personalise
 from pulseletter.content.week import Week, last_complete_week
@@ -436,6 +436,15 @@ def resume_sending(app: App, stop: threading.Event | None = None) -> list[RunRes
             .where(Issue.state == "sending", due)
             .group_by(Issue.key)
         ).all()
+        # a sender that died after its last result but before marking the issue sent
+        outstanding = exists().where(
+            Delivery.issue_id == Issue.id,
+            Delivery.status.in_(("queued", "deferred", "sending")),
+        )
+        settled = session.scalars(
+            select(Issue.key).where(Issue.state == "sending", ~outstanding)
+        ).all()
+    keys = sorted(set(keys) | set(settled))
     results = []
     for key in keys:
         if stop is not None and stop.is_set():
