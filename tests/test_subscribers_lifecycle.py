@@ -16,6 +16,7 @@ from conftest import ConfigWriter, FixedClock
 from pulseletter.cli import cli
 from pulseletter.db.models import Delivery, Issue, Subscriber, SubscriberEvent, Suppression
 from pulseletter.errors import SubscriberError
+from pulseletter.mail.message import wire_address
 from pulseletter.mail.transports import MemoryTransport
 from pulseletter.service import subscribers as svc
 from pulseletter.service import web_actions
@@ -24,7 +25,6 @@ from pulseletter.subscribers.addresses import (
     AddressChecker,
     address_hash,
     normalise_address,
-    sending_address,
 )
 from pulseletter.subscribers.lifecycle import new_token
 from pulseletter.subscribers.tokens import TokenInvalid, make_confirm_token, read_confirm_token
@@ -73,8 +73,10 @@ def test_addresses_normalised_unique_ignoring_case_and_flagged(app: App) -> None
     utf8 = svc.add(app, "zoë@bücher.de")
     assert utf8.needs_smtputf8 and utf8.email == "zoë@bücher.de"
     assert not svc.add(app, "joe@bücher.de").needs_smtputf8
-    assert sending_address("joe@bücher.de") == "joe@xn--bcher-kva.de"
-    assert sending_address("plain@example.com") == "plain@example.com"
+    # one punycode rule (UTS 46) for every message: issues and confirmations alike
+    assert wire_address("joe@bücher.de") == ("joe@xn--bcher-kva.de", False)
+    assert wire_address("user@faß.de") == ("user@xn--fa-hia.de", False)
+    assert wire_address("plain@example.com") == ("plain@example.com", False)
     for bad in ("no-at-sign", "a@b", "two@@example.com", "x@example.com\r\nBcc: y@z.com"):
         with pytest.raises(SubscriberError):
             svc.add(app, bad)

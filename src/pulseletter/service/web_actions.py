@@ -19,7 +19,7 @@ from pulseletter.db.models import Subscriber, SubscriberEvent
 from pulseletter.service.app import App
 from pulseletter.service.transactional import send_transactional
 from pulseletter.subscribers import lifecycle
-from pulseletter.subscribers.addresses import check_display_name, normalise_address, sending_address
+from pulseletter.subscribers.addresses import check_display_name, normalise_address
 from pulseletter.subscribers.links import personal_links
 from pulseletter.subscribers.tokens import make_confirm_token, read_confirm_token
 
@@ -79,7 +79,7 @@ def send_confirmation(app: App, subscriber_id: int) -> bool:
     subject, text, html, unsubscribe_url = confirmation_message(app, subscriber)
     reply = send_transactional(
         app,
-        to_address=sending_address(subscriber.email),
+        to_address=subscriber.email,  # send_transactional punycodes the domain
         to_name=subscriber.name,
         subject=subject,
         text=text,

@@ -35,30 +35,12 @@ def normalise_address(raw: str, *, check_deliverability: bool = False) -> ValidA
     return ValidAddress(info.normalized, info.normalized.casefold(), bool(info.smtputf8))
 
 
-def address_key(email: str) -> str:
-    """The uniqueness key of a normalised address: case is ignored everywhere."""
-    return email.casefold()
-
-
 def address_hash(key: str) -> str:
     """What an erased address leaves behind in ``suppressions``: SHA-256 of its key.
 
     Not keyed by ``security.secret`` on purpose, so rotating the secret never lifts a
     suppression."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-def sending_address(email: str) -> str:
-    """The envelope/To form: the domain in punycode (IDNA), the local part as stored.
-
-    A non-ASCII local part stays as it is: such a subscriber has ``needs_smtputf8`` set and
-    can only be reached through a relay that offers SMTPUTF8."""
-    local, _, domain = email.rpartition("@")
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-    except UnicodeError:
-        return email
-    return f"{local}@{ascii_domain}"
 
 
 def check_display_name(name: str) -> str:
