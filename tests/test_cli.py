@@ -100,3 +100,29 @@ def test_every_command_honours_the_fake_clock(runner: CliRunner, tmp_path: Path)
     result = runner.invoke(cli, [*config, "content", "week"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("2026-W23 ")  # the last complete week before 10 June
+
+
+def test_a_locked_database_and_an_unwritable_folder_are_user_errors(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    assert runner.invoke(cli, ["init", str(tmp_path)]).exit_code == 0
+    config = tmp_path / "config.toml"
+    env = {"PULSELETTER_DATABASE__BUSY_TIMEOUT_MS": "50"}
+    holder = sqlite3.connect(tmp_path / "subscribers.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        args = ["--config", str(config), "subscribers", "add", "ada@example.com"]
+        locked = runner.invoke(cli, args, env=env)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert locked.exit_code == 1 and "Traceback" not in locked.output
+    assert "the database failed: database is locked" in locked.output
+
+    (tmp_path / "afile").write_text("x", "utf-8")
+    args = ["--config", str(config), "content", "export", "--out", str(tmp_path / "afile" / "x")]
+    unwritable = runner.invoke(cli, args)
+    assert unwritable.exit_code == 1 and "Traceback" not in unwritable.output
+    assert unwritable.output.startswith("Error: cannot use")

@@ -12,7 +12,7 @@ from pulseletter.errors import IssueStateError
 from pulseletter.service import subscribers as subscriber_service
 from pulseletter.service.issues import prepare_issue, resolve_week
 from pulseletter.service.sending import send_issue
-from pulseletter.service.weekly import approve_issue
+from pulseletter.service.weekly import approve_issue, awaiting_approval
 
 
 def test_send_waits_for_approval_and_sends_what_was_approved(
@@ -24,7 +24,10 @@ def test_send_waits_for_approval_and_sends_what_was_approved(
         issue = prepare_issue(app, week)
         with pytest.raises(IssueStateError, match="issue approve"):
             send_issue(app, issue.key)
+        assert awaiting_approval(app) == issue.key  # `issue approve` without --week
         approve_issue(app, issue.key)
+        with pytest.raises(IssueStateError, match="no issue is waiting"):
+            awaiting_approval(app)
         approved_html = issue.html
 
         with app.db.writing() as session:  # an editor changes the lead after approving

@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from pulseletter import __version__
 from pulseletter.cli.common import CliState
@@ -24,12 +25,23 @@ class PulseletterGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except PulseletterError as exc:
+        except (PulseletterError, OperationalError, OSError) as exc:
             state = ctx.obj if isinstance(ctx.obj, CliState) else None
             if state is not None and state.verbose:
                 traceback.print_exc()
-            click.echo(f"Error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            click.echo(f"Error: {_user_message(exc)}", err=True)
+            ctx.exit(getattr(exc, "exit_code", 1))
+
+
+def _user_message(exc: Exception) -> str:
+    """The environment's errors (a locked or unreachable database, a folder that cannot be
+    written) are the user's to fix, not bugs: one sentence, no traceback."""
+    if isinstance(exc, OperationalError):
+        return f"the database failed: {exc.orig} (is another process holding it, or is it gone?)"
+    if isinstance(exc, OSError) and not isinstance(exc, PulseletterError):
+        where = f" {exc.filename}" if exc.filename else ""
+        return f"cannot use{where}: {exc.strerror or exc}"
+    return str(exc)
 
 
 @click.group(cls=PulseletterGroup, context_settings={"help_option_names": ["-h", "--help"]})

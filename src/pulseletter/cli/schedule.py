@@ -7,7 +7,6 @@ import click
 
 from pulseletter.cli.common import CliState, echo_json, pass_state
 from pulseletter.cli.issue import issue
-from pulseletter.errors import DatabaseError
 from pulseletter.service import issues as issue_service
 from pulseletter.service import lease as lease_service
 from pulseletter.service import weekly
@@ -72,7 +71,9 @@ def show(state: CliState, count: int, as_json: bool) -> None:
 
 
 @click.command("approve")
-@click.option("--week", "week_key", help="ISO week such as 2026-W48 (default: last week).")
+@click.option(
+    "--week", "week_key", help="ISO week such as 2026-W48 (default: the issue awaiting approval)."
+)
 @pass_state
 def approve(state: CliState, week_key: str | None) -> None:
     """Approve the week's ready issue: the scheduler sends it (at once if its time has come).
@@ -85,13 +86,10 @@ def approve(state: CliState, week_key: str | None) -> None:
       pulseletter issue approve --week 2026-W47
     """
     app = state.app()
-    key = issue_service.resolve_week(app, week_key).key
-    approved = weekly.approve_issue(app, key)
+    key = week_key and issue_service.resolve_week(app, week_key).key
+    approved = weekly.approve_issue(app, key or weekly.awaiting_approval(app))
     click.echo(f"{approved.key} #{approved.number} approved: {approved.subject}")
-    try:
-        holder = lease_service.read(app)
-    except DatabaseError:  # pragma: no cover - the database answered a moment ago
-        holder = None
+    holder = lease_service.read(app)
     if holder is None or not holder.live(app.clock()):
         click.echo("note: no scheduler is running; start `pulseletter serve` to send it")
 

@@ -283,6 +283,21 @@ def run_prepare(app: App, *, slot: datetime | None = None) -> RunResult:
         return run.done(issue.state, f"sends at {send_at.isoformat()}")
 
 
+def awaiting_approval(app: App) -> str:
+    """The key of the newest issue that is ready and not yet approved (what an editor means
+    by ``issue approve`` without ``--week``: prepare may have composed the coming week)."""
+    with app.db.reading() as session:
+        key = session.scalars(
+            select(Issue.key)
+            .where(Issue.state == "ready", Issue.approved_at.is_(None))
+            .order_by(Issue.week_start.desc())
+            .limit(1)
+        ).first()
+    if key is None:
+        raise IssueStateError("no issue is waiting for approval")
+    return key
+
+
 def approve_issue(app: App, key: str) -> Issue:
     """An editor's go-ahead: the scheduler sends an approved ``ready`` issue within grace."""
     with app.db.writing() as session:
