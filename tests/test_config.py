@@ -153,3 +153,11 @@ def test_config_check_prints_valid_toml_including_relays(tmp_path: Path) -> None
     printed = tomllib.loads(result.output)
     assert printed["web"]["port"] == 9000
     assert [(r["name"], r["port"]) for r in printed["relays"]] == [("a", 2525)]
+
+
+def test_a_delivery_lease_shorter_than_an_smtp_attempt_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text(
+        "[sending]\nlease_seconds = 300\n\n[smtp]\ndata_timeout = 600\n", "utf-8"
+    )
+    with pytest.raises(ConfigError, match=r"sending\.lease_seconds: 300 s must exceed"):
+        load_settings(tmp_path / "c.toml", environ={})

@@ -91,6 +91,29 @@ def test_a_holder_that_loses_its_lease_stops_scheduling(
             service.weekly.stop_gracefully(5)
 
 
+def test_a_holder_cut_off_from_the_database_stops_when_its_lease_expires(
+    two_apps: tuple[App, App], clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    service = Service(two_apps[0], web=False, scheduler=True)
+    try:
+        assert service.lease_step() is True
+
+        def unreachable(*args: object, **kwargs: object) -> None:
+            raise OperationalError("renew", {}, Exception("database is unreachable"))
+
+        monkeypatch.setattr(lease, "acquire", unreachable)
+        clock.advance(seconds=30)
+        assert service.lease_step() is True  # still within its lease: keeps scheduling
+        clock.advance(seconds=31)
+        assert service.lease_step() is False  # expired: a standby may take over now
+        assert service.weekly is None
+    finally:
+        if service.weekly is not None:
+            service.weekly.stop_gracefully(5)
+
+
 def stand_in_web(app: App) -> Any:
     """What the real web app does for /healthz: health_report as JSON, 200 or 503."""
 

@@ -419,7 +419,26 @@ def load_settings(
     if problems:
         raise ConfigError(problems, source)
     base_dir = config_path.resolve().parent if config_path else Path.cwd()
-    return Settings(**sections, base_dir=base_dir, source=source)
+    settings = Settings(**sections, base_dir=base_dir, source=source)
+    problems = _cross_checks(settings)
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def _cross_checks(settings: Settings) -> list[str]:
+    """Rules between keys. A delivery's lease must outlast one whole SMTP attempt, or another
+    sender would take the row over while the message is still in flight and send it twice."""
+    lease = settings.sending.lease_seconds
+    relays = [("smtp", settings.smtp.timeout, settings.smtp.data_timeout)] + [
+        (f"relays[{i}]", r.timeout, r.data_timeout) for i, r in enumerate(settings.relays)
+    ]
+    return [
+        f"sending.lease_seconds: {lease:g} s must exceed {name}.timeout + {name}.data_timeout "
+        f"({timeout + data_timeout:g} s), or a message still in flight could be sent twice"
+        for name, timeout, data_timeout in relays
+        if lease <= timeout + data_timeout
+    ]
 
 
 def _build_relays(value: Any, problems: list[str]) -> tuple[RelaySettings, ...]:

@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -58,6 +58,7 @@ class Service:
         self.server: Any = None
         self._threads: list[threading.Thread] = []
         self._standby_for: str | None = None
+        self._held_until = datetime.min.replace(tzinfo=UTC)
         self.failed = False
 
     # -- the lease keeper ---------------------------------------------------------------------
@@ -70,8 +71,18 @@ class Service:
             current = lease.acquire(self.app, self.holder, self.ttl)
         except SQLAlchemyError as exc:
             log.error("cannot renew the scheduler lease: %s", exc, extra={"event": "lease.error"})
+            if self.weekly is not None and self.app.clock() >= self._held_until:
+                # a standby may take over once it expires: never two schedulers
+                log.error(
+                    "the scheduler lease expired while the database was unreachable; "
+                    "stopping this scheduler",
+                    extra={"event": "lease.expired"},
+                )
+                self.weekly.stop_gracefully(self.app.settings.schedule.shutdown_timeout)
+                self.weekly = None
             return self.weekly is not None
         if current.mine:
+            self._held_until = current.expires_at
             if self.weekly is None and not self.stopping.is_set():
                 log.info(
                     "holding the scheduler lease as %s; scheduling",
