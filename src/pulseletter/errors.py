@@ -8,11 +8,11 @@
     ├── RenderError                   a template failed to render or MJML failed to compile
     │   └── LintError                 the rendered issue has blocking lint errors
     ├── SubscriberError               an address or subscriber operation is invalid
-    ├── IssueStateError               an issue is not in a state that allows the operation
-    └── DeliveryError                 sending failed in a way the operator must look at
-        └── CircuitOpen               the relay refused us (auth, MAIL FROM): the issue is paused
+    └── IssueStateError               an issue is not in a state that allows the operation
 
-Anything else that escapes is a bug: the CLI prints a traceback only with ``-v``.
+The CLI also reports a locked or unreachable database (SQLAlchemy's OperationalError) and
+file-system errors (OSError) in one sentence. Anything else that escapes is a bug and prints
+its traceback.
 """
 
 from __future__ import annotations
@@ -68,11 +68,3 @@ class SubscriberError(PulseletterError):
 
 class IssueStateError(PulseletterError):
     """The issue is in a state that does not allow this operation."""
-
-
-class DeliveryError(PulseletterError):
-    """Sending failed in a way the operator has to look at."""
-
-
-class CircuitOpen(DeliveryError):
-    """The relay refused the sender itself; continuing would fail every recipient."""

@@ -186,16 +186,3 @@ def mark(scored: list[Scored], chosen: list[Scored], min_score: float) -> list[S
             status = "below minimum" if s.score < min_score or s.score <= 0 else "over the limit"
         out.append(Scored(s.insight, s.score, s.lexical, s.tags, s.recency, s.matched, status))
     return out
-
-
-def rank_related(
-    article: Article,
-    candidates: Iterable[Insight],
-    *,
-    exclude: set[int] | frozenset[int] = frozenset(),
-    min_score: float = 0.0,
-) -> list[Scored]:
-    """Insights scoring at least ``min_score``, best first; pins first, excludes never."""
-    model = Relatedness(list(candidates))
-    scored = model.score_all(article, used=dict.fromkeys(exclude, "another story"))
-    return choose(scored, limit=len(scored), min_score=min_score)

@@ -131,11 +131,6 @@ def week_plan(app: App, week: Week) -> WeekPlan:
     )
 
 
-def empty_week_policy(app: App) -> str:
-    """``skip`` or ``quiet``: what to do with a week that has no articles."""
-    return app.settings.content.empty_week
-
-
 @dataclass(frozen=True)
 class Explanation:
     article: Article

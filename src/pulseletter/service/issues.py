@@ -20,7 +20,6 @@ from pulseletter.compose.subject import make_preheader, make_subject
 from pulseletter.content.selection import IssueContent
 from pulseletter.content.week import Week, last_complete_week, week_from_key
 from pulseletter.db.models import Issue
-from pulseletter.dispatch import ledger
 from pulseletter.errors import IssueStateError, LintError
 from pulseletter.service.app import App
 from pulseletter.service.content import week_content
@@ -224,10 +223,3 @@ def web_version(app: App, issue: Issue) -> str:
         return issue.web_html
     content = IssueContent.from_json(issue.content)
     return _web_page(app, issue.key, issue.number, content, compiled_from(issue))
-
-
-def issue_status(app: App, key: str) -> tuple[Issue, dict[str, int]]:
-    issue = ledger.issue_by_key(app.db, key)
-    if issue is None:
-        raise IssueStateError(f"there is no issue {key}")
-    return issue, ledger.counts(app.db, issue.id)

@@ -24,7 +24,6 @@ from pulseletter.errors import IssueStateError
 from pulseletter.mail.dkim import signer_from_settings
 from pulseletter.mail.fastpath import MessageTemplate
 from pulseletter.mail.message import (
-    build_message,
     headers_from_settings,
     new_message_id,
     wire_address,
@@ -407,24 +406,3 @@ def send_test(app: App, key: str, to_address: str, to_name: str = "") -> Reply:
         return transport.send(app.settings.newsletter.from_address, rcpt, data, smtputf8=smtputf8)
     finally:
         transport.close()
-
-
-def reference_message(
-    app: App, issue: Issue, row: Claimed, message_id: str, date: datetime
-) -> bytes:
-    """The slow reference build of one row's message (for tests and ``preview``)."""
-    from pulseletter.compose.render import Recipient, personalise
-
-    s = app.settings
-    links = personal_links(s.web.base_url, Subscriber(token=row.token), issue.key)
-    html, text = personalise(compiled_from(issue), Recipient(**links, name=row.name))
-    return build_message(
-        headers_from_settings(s, issue.subject),
-        to_address=row.email,
-        to_name=row.name,
-        text=text,
-        html=html,
-        message_id=message_id,
-        date=date,
-        unsubscribe_url=links["unsubscribe_url"],
-    )
