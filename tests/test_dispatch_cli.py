@@ -19,7 +19,8 @@ from pulseletter.db.migrate import upgrade
 from pulseletter.dispatch import ledger
 from pulseletter.errors import ConfigError
 from pulseletter.service.app import App
-from pulseletter.service.sending import pause_issue, relay_pool
+from pulseletter.service.relays import relay_pool
+from pulseletter.service.sending import pause_issue
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from pulseletter.config import Settings
 from pulseletter.db import Database, open_database
-from pulseletter.mail.transports import Transport, transport_from_settings
+from pulseletter.mail.transports import Transport
 
 Clock = Callable[[], datetime]
 
@@ -27,11 +27,6 @@ class App:
     @classmethod
     def open(cls, settings: Settings, *, check_schema: bool = True, **kwargs: object) -> App:
         return cls(settings, open_database(settings, check_schema=check_schema), **kwargs)  # type: ignore[arg-type]
-
-    def transport(self) -> Transport:
-        if self.transport_factory is not None:
-            return self.transport_factory()
-        return transport_from_settings(self.settings)
 
     def close(self) -> None:
         self.db.dispose()

@@ -12,12 +12,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from pulseletter.config import RelaySettings
 from pulseletter.db.models import Issue, Subscriber
 from pulseletter.dispatch import ledger
 from pulseletter.dispatch.ledger import Claimed
 from pulseletter.dispatch.policy import Breaker
-from pulseletter.dispatch.pool import Relay, RelayPool
 from pulseletter.dispatch.ratelimit import RateLimit, buckets
 from pulseletter.dispatch.sender import SenderConfig, SendReport, run_sender
 from pulseletter.errors import IssueStateError
@@ -28,9 +26,10 @@ from pulseletter.mail.message import (
     new_message_id,
     wire_address,
 )
-from pulseletter.mail.transports import FileTransport, Reply, SmtpTransport, Transport
+from pulseletter.mail.transports import Reply
 from pulseletter.service.app import App
 from pulseletter.service.issues import check_sendable, compiled_from
+from pulseletter.service.relays import one_transport, relay_pool
 from pulseletter.subscribers.links import personal_links
 
 TOKEN_MARK = "\x00token\x00"
@@ -46,42 +45,6 @@ class SendOutcome:
     queued_now: int
     reason: str = ""
     next_attempt_at: datetime | None = None
-
-
-def relay_pool(app: App) -> RelayPool:
-    """The relays to send through: the app's own factory (tests, demo), the ``[[relays]]``
-    pool, the single ``[smtp]`` relay, or the file transport."""
-    s = app.settings
-    if app.transport_factory is not None:
-        return RelayPool([Relay("custom", app.transport_factory)])
-    if s.transport.kind == "file":
-        shared = FileTransport(s.path(s.transport.file_dir))
-        return RelayPool([Relay("file", lambda: shared)])
-    if not s.relays:
-        return RelayPool([Relay(s.smtp.host, lambda: SmtpTransport.from_settings(s))])
-    relays = []
-    for r in s.relays:
-        limit = RateLimit(buckets(r.rate_per_second, r.rate_per_hour, r.rate_per_day))
-        factory = _relay_factory(r, s.relay_password(r))
-        relays.append(Relay(r.name, factory, limit, r.weight, r.connections))
-    return RelayPool(relays)
-
-
-def _relay_factory(r: RelaySettings, password: str) -> Callable[[], Transport]:
-    def factory() -> Transport:
-        return SmtpTransport(
-            r.host,
-            r.port,
-            security=r.security,
-            username=r.username,
-            password=password,
-            local_hostname=r.local_hostname,
-            timeout=r.timeout,
-            data_timeout=r.data_timeout,
-            name=r.name,
-        )
-
-    return factory
 
 
 def sender_config(app: App) -> SenderConfig:
@@ -401,7 +364,7 @@ def send_test(app: App, key: str, to_address: str, to_name: str = "") -> Reply:
     row = Claimed(0, None, to_address, "", 0, to_name, "TEST-COPY")
     data = build(row, new_message_id(app.settings.newsletter.from_address))
     rcpt, smtputf8 = wire_address(to_address)
-    transport = relay_pool(app).relays[0].factory()
+    transport = one_transport(app)
     try:
         return transport.send(app.settings.newsletter.from_address, rcpt, data, smtputf8=smtputf8)
     finally:

@@ -12,6 +12,7 @@ from pulseletter.mail.message import (
 )
 from pulseletter.mail.transports import Reply
 from pulseletter.service.app import App
+from pulseletter.service.relays import one_transport
 
 
 def send_transactional(
@@ -40,7 +41,7 @@ def send_transactional(
     if signer is not None:
         data = signer.sign(data)
     rcpt, smtputf8 = wire_address(to_address)
-    transport = app.transport()
+    transport = one_transport(app)
     try:
         return transport.send(s.newsletter.from_address, rcpt, data, smtputf8=smtputf8)
     finally:
