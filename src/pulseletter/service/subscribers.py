@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
+from pulseletter.content.week import week_containing
 from pulseletter.db.models import SUBSCRIBER_STATUSES, Subscriber, SubscriberEvent
 from pulseletter.errors import SubscriberError
 from pulseletter.service.app import App
@@ -226,30 +227,31 @@ def stats(app: App, weeks: int = 8) -> Stats:
         )
         utf8 = session.scalar(select(func.count()).where(Subscriber.needs_smtputf8.is_(True)))
         erased = session.scalar(select(func.count()).select_from(Suppression))
-        start = _week_start(now) - timedelta(weeks=weeks - 1)
-        table = {(start + timedelta(weeks=i)): [0, 0, 0] for i in range(weeks)}
+        tz, first_day = app.settings.timezone, app.settings.content.week_start
+        current = week_containing(now, tz, first_day)
+        windows = [
+            week_containing(current.start - timedelta(weeks=i), tz, first_day)
+            for i in reversed(range(weeks))
+        ]
+        table = {w.key: [0, 0, 0] for w in windows}
+        start = windows[0].start
+
+        def count(at: datetime, column: int) -> None:
+            key = week_containing(at, tz, first_day).key
+            if key in table:  # a time past `now` (a shifted clock) counts in no row
+                table[key][column] += 1
+
         for (created,) in session.execute(
             select(Subscriber.created_at).where(Subscriber.created_at >= start)
         ):
-            table[_week_start(created)][0] += 1
+            count(created, 0)
         events = select(SubscriberEvent.kind, SubscriberEvent.created_at).where(
             SubscriberEvent.created_at >= start,
             SubscriberEvent.kind.in_(("active", "unsubscribed", "bounced", "complained")),
         )
         for kind, at in session.execute(events):
-            table[_week_start(at)][1 if kind == "active" else 2] += 1
+            count(at, 1 if kind == "active" else 2)
     rows = [
-        {
-            "week": f"{w.isocalendar().year}-W{w.isocalendar().week:02d}",
-            "joined": v[0],
-            "confirmed": v[1],
-            "left": v[2],
-        }
-        for w, v in sorted(table.items())
+        {"week": key, "joined": v[0], "confirmed": v[1], "left": v[2]} for key, v in table.items()
     ]
     return Stats(by_status, int(paused or 0), int(utf8 or 0), int(erased or 0), rows)
-
-
-def _week_start(at: datetime) -> datetime:
-    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day - timedelta(days=day.weekday())
