@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from compose_support import sample_app
-from pulseletter.service.preview_server import PreviewServer
+from pulseletter.web.preview_server import PreviewServer
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 8.0) -> None:

@@ -23,10 +23,10 @@ from pulseletter.config import load_settings
 from pulseletter.db.migrate import upgrade
 from pulseletter.mail.sink import free_port
 from pulseletter.mail.transports import MemoryTransport
+from pulseletter.runtime import Service
 from pulseletter.service import lease
 from pulseletter.service.app import App
 from pulseletter.service.health import health_report
-from pulseletter.service.runtime import Service
 from service_support import scheduling, wait_for
 
 

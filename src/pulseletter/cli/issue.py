@@ -99,7 +99,7 @@ def preview(
     """
     app = state.app()
     if serve:
-        from pulseletter.service.preview_server import PreviewServer
+        from pulseletter.web.preview_server import PreviewServer
 
         server = PreviewServer(app, week_key, host, port).start()
         click.echo(

@@ -41,8 +41,8 @@ def serve(
       pulseletter serve --web-only --port 8080
     """
     from pulseletter.logs import setup_logging
+    from pulseletter.runtime import run_service
     from pulseletter.service.clock import clock_from_env
-    from pulseletter.service.runtime import run_service
 
     if web_only and scheduler_only:
         raise PulseletterError("--web-only and --scheduler-only exclude each other")

@@ -22,7 +22,7 @@ from pulseletter.service.plan import Plan, last_fire, next_fires
 
 WEEKLY_JOBS = ("weekly-send", "weekly-prepare", "resume")
 
-# Set while this process runs the scheduler role (service.runtime); read by health_report.
+# Set while this process runs the scheduler role (pulseletter.runtime); read by health_report.
 SCHEDULING = threading.Event()
 
 

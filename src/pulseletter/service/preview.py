@@ -2,7 +2,7 @@
 
 ``preview_week`` composes without storing anything (an editor previews as often as they like);
 an issue that is already sending or sent is shown as stored. The preview server
-(``service.preview_server``) serves the same bundle."""
+(``web.preview_server``) serves the same bundle."""
 
 from __future__ import annotations
 
