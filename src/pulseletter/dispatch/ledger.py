@@ -649,6 +649,7 @@ class GroupCommit:
         self.db, self.clock, self.owner, self.lease = db, clock, owner, lease
         self.bounce_limit, self.max_batch = bounce_limit, max_batch
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._local = threading.local()  # one reusable "done" lock per sender thread
         self._thread = threading.Thread(target=self._run, name="pulseletter-ledger", daemon=True)
         self._thread.start()
 
@@ -661,9 +662,15 @@ class GroupCommit:
         message_id: str = "",
         **_: Any,
     ) -> bool | None:
-        request: list[Any] = [(finished, start, message_id), None, None, threading.Event()]
+        # A plain lock, held until the writer releases it, is far cheaper to wait on than a
+        # fresh Event (a Condition and two locks) per message.
+        done = getattr(self._local, "done", None)
+        if done is None:
+            done = self._local.done = threading.Lock()
+            done.acquire()
+        request: list[Any] = [(finished, start, message_id), None, None, done]
         self._requests.put(request)
-        request[3].wait()
+        done.acquire()
         if request[2] is not None:
             raise request[2]
         return request[1]
@@ -700,7 +707,7 @@ class GroupCommit:
                     for request in batch:
                         request[2] = exc
                 for request in batch:
-                    request[3].set()
+                    request[3].release()
                 if stop:
                     return
         finally:
