@@ -277,6 +277,13 @@ class _Sql:
         "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = :mid,"
         " lease_until = :lease, updated_at = :now WHERE id = :id AND lease_owner = :owner"
     )
+    # the usual case in one statement: start it if its subscriber is still active
+    start_active = (
+        "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = :mid,"
+        " lease_until = :lease, updated_at = :now WHERE id = :id AND lease_owner = :owner"
+        " AND EXISTS (SELECT 1 FROM subscribers WHERE subscribers.id = :sid"
+        " AND subscribers.status = 'active')"
+    )
     skip = (
         "UPDATE deliveries SET status = 'skipped', last_text = :text, lease_owner = '',"
         " lease_until = NULL, updated_at = :now WHERE id = :id AND lease_owner = :owner"
@@ -521,7 +528,8 @@ class FastStep:
         )
         self.conn: Any = self.engine.raw_connection()
         self.sql = {
-            name: self._sql(getattr(_Sql, name)) for name in ("record", "status", "start", "skip")
+            name: self._sql(getattr(_Sql, name))
+            for name in ("record", "status", "start", "start_active", "skip")
         }
 
     def _sql(self, statement: str) -> str:
@@ -606,6 +614,21 @@ class FastStep:
             cur.execute(self.sql["record"], params)
         if start is None:
             return None
+        if start.subscriber_id is not None:
+            cur.execute(
+                self.sql["start_active"],
+                {
+                    "mid": message_id,
+                    "lease": t_lease,
+                    "now": t_now,
+                    "id": start.delivery_id,
+                    "owner": owner,
+                    "sid": start.subscriber_id,
+                },
+            )
+            if cur.rowcount == 1:
+                return True
+        # not started: the subscriber left (skip it), or another sender has the row
         status = None
         if start.subscriber_id is not None:
             cur.execute(self.sql["status"], {"id": start.subscriber_id})
