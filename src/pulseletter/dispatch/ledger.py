@@ -277,6 +277,13 @@ class _Sql:
         "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = :mid,"
         " lease_until = :lease, updated_at = :now WHERE id = :id AND lease_owner = :owner"
     )
+    # the usual case in one statement: start it if its subscriber is still active
+    start_active = (
+        "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, message_id = :mid,"
+        " lease_until = :lease, updated_at = :now WHERE id = :id AND lease_owner = :owner"
+        " AND EXISTS (SELECT 1 FROM subscribers WHERE subscribers.id = :sid"
+        " AND subscribers.status = 'active')"
+    )
     skip = (
         "UPDATE deliveries SET status = 'skipped', last_text = :text, lease_owner = '',"
         " lease_until = NULL, updated_at = :now WHERE id = :id AND lease_owner = :owner"
@@ -521,7 +528,8 @@ class FastStep:
         )
         self.conn: Any = self.engine.raw_connection()
         self.sql = {
-            name: self._sql(getattr(_Sql, name)) for name in ("record", "status", "start", "skip")
+            name: self._sql(getattr(_Sql, name))
+            for name in ("record", "status", "start", "start_active", "skip")
         }
 
     def _sql(self, statement: str) -> str:
@@ -606,6 +614,21 @@ class FastStep:
             cur.execute(self.sql["record"], params)
         if start is None:
             return None
+        if start.subscriber_id is not None:
+            cur.execute(
+                self.sql["start_active"],
+                {
+                    "mid": message_id,
+                    "lease": t_lease,
+                    "now": t_now,
+                    "id": start.delivery_id,
+                    "owner": owner,
+                    "sid": start.subscriber_id,
+                },
+            )
+            if cur.rowcount == 1:
+                return True
+        # not started: the subscriber left (skip it), or another sender has the row
         status = None
         if start.subscriber_id is not None:
             cur.execute(self.sql["status"], {"id": start.subscriber_id})
@@ -632,10 +655,15 @@ class FastStep:
 
 
 class GroupCommit:
-    """One thread writes the ledger for all senders: each request waits for its own commit,
-    and requests that arrive together share one transaction. Nothing is held back: the writer
-    commits as soon as it is free, and a sender never talks SMTP before its row is committed
-    as ``sending``, so a crash still leaves at most one uncertain row per connection."""
+    """The ledger writes of all senders, committed together when they arrive together.
+
+    No writer thread: a sender queues its request and, if no one is writing, becomes the
+    writer and commits every queued request in one transaction (its own included); a sender
+    that finds someone writing waits on its own lock, released when its request is committed.
+    With one connection this is a plain commit in the caller's thread, with no hand-off.
+    Nothing is held back: requests are committed as soon as a writer is free, and a sender
+    never talks SMTP before its row is committed as ``sending``, so a crash still leaves at
+    most one uncertain row per connection."""
 
     def __init__(
         self,
@@ -649,8 +677,9 @@ class GroupCommit:
         self.db, self.clock, self.owner, self.lease = db, clock, owner, lease
         self.bounce_limit, self.max_batch = bounce_limit, max_batch
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="pulseletter-ledger", daemon=True)
-        self._thread.start()
+        self._writer = threading.Lock()  # held by the sender doing the writing
+        self._fast: FastStep | None = None
+        self._local = threading.local()  # one reusable "done" lock per sender thread
 
     def __call__(
         self,
@@ -661,51 +690,55 @@ class GroupCommit:
         message_id: str = "",
         **_: Any,
     ) -> bool | None:
-        request: list[Any] = [(finished, start, message_id), None, None, threading.Event()]
+        # A plain lock, held until a writer releases it, is far cheaper to wait on than a
+        # fresh Event (a Condition and two locks) per message.
+        done = getattr(self._local, "done", None)
+        if done is None:
+            done = self._local.done = threading.Lock()
+            done.acquire()
+        request: list[Any] = [(finished, start, message_id), None, None, done]
         self._requests.put(request)
-        request[3].wait()
+        # Whoever releases the writer lock looks at the queue again afterwards, so a request
+        # queued while someone else was writing is never left behind.
+        while self._writer.acquire(blocking=False):
+            try:
+                self._write_all()
+            finally:
+                self._writer.release()
+            if self._requests.empty():
+                break
+        done.acquire()
         if request[2] is not None:
             raise request[2]
         return request[1]
 
-    def _run(self) -> None:
-        fast = FastStep(self.db)
-        try:
-            while True:
-                first = self._requests.get()
-                if first is None:
-                    return
-                batch = [first]
-                stop = False
-                while len(batch) < self.max_batch:
-                    try:
-                        more = self._requests.get_nowait()
-                    except queue.Empty:
-                        break
-                    if more is None:
-                        stop = True
-                        break
-                    batch.append(more)
+    def _write_all(self) -> None:
+        """Commit queued requests, in batches of ``max_batch``, until none is left."""
+        if self._fast is None:
+            self._fast = FastStep(self.db)
+        while True:
+            batch = []
+            while len(batch) < self.max_batch:
                 try:
-                    results = fast.many(
-                        self.clock(),
-                        [r[0] for r in batch],
-                        self.owner,
-                        self.lease,
-                        self.bounce_limit,
-                    )
-                    for request, result in zip(batch, results, strict=True):
-                        request[1] = result
-                except BaseException as exc:  # hand the error to every waiting sender
-                    for request in batch:
-                        request[2] = exc
+                    batch.append(self._requests.get_nowait())
+                except queue.Empty:
+                    break
+            if not batch:
+                return
+            try:
+                results = self._fast.many(
+                    self.clock(), [r[0] for r in batch], self.owner, self.lease, self.bounce_limit
+                )
+                for request, result in zip(batch, results, strict=True):
+                    request[1] = result
+            except BaseException as exc:  # hand the error to every waiting sender
                 for request in batch:
-                    request[3].set()
-                if stop:
-                    return
-        finally:
-            fast.close()
+                    request[2] = exc
+            for request in batch:
+                request[3].release()
 
     def close(self) -> None:
-        self._requests.put(None)
-        self._thread.join()
+        with self._writer:
+            if self._fast is not None:
+                self._fast.close()
+                self._fast = None

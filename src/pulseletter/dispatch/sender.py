@@ -105,7 +105,8 @@ class _Engine:
         self.progress = progress
         self.owner = f"{ledger.owner_id()}:{secrets.token_hex(3)}"
         self.report = report if report is not None else SendReport()
-        self.queue: queue.Queue[object] = queue.Queue(maxsize=max(config.batch, 1))
+        # unbounded and lock-light; the feeder keeps it at most one batch long
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self.busy = 0
         self._busy_lock = threading.Lock()
         self._halt = threading.Event()  # paused or cancelled from elsewhere, or a sender broke
@@ -130,18 +131,13 @@ class _Engine:
         try:
             self.feed()
         finally:
+            leftover.extend(self._drain())  # claimed, never started: back to the queue
             for _ in workers:
-                self._put_sentinel(leftover)
+                self.queue.put(_DONE)
             for w in workers:
                 w.join()
             self.ledger.close()
-            while True:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, Claimed):
-                    leftover.append(item.delivery_id)
+            leftover.extend(self._drain())
             ledger.release(self.db, leftover, self.clock())
         self.report.paused_reason = self.breaker.reason
         if self.error is not None:
@@ -149,8 +145,14 @@ class _Engine:
         return self.report
 
     def feed(self) -> None:
+        """Keep between half a batch and a batch of claimed rows queued for the workers."""
         idle_checks = 0
+        batch = max(self.config.batch, 1)
         while not self.halted():
+            waiting = self.queue.qsize()
+            if waiting > batch // 2:
+                self.stop.wait(0.002)
+                continue
             if ledger.issue_state(self.db, self.issue_id) != "sending":
                 self._halt.set()  # paused or cancelled from elsewhere: finish what is in flight
                 return
@@ -159,7 +161,7 @@ class _Engine:
                 self.issue_id,
                 self.owner,
                 self.clock(),
-                limit=self.config.batch,
+                limit=batch - waiting,
                 lease=self.config.lease,
             )
             if not rows:
@@ -171,37 +173,19 @@ class _Engine:
                 self.stop.wait(0.02)
                 continue
             idle_checks = 0
-            for n, row in enumerate(rows):
-                if not self._put(row):
-                    ledger.release(self.db, [r.delivery_id for r in rows[n:]], self.clock())
-                    return
+            for row in rows:
+                self.queue.put(row)
 
-    def _put(self, item: object) -> bool:
-        while not self.halted():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _put_sentinel(self, leftover: list[int]) -> None:
-        """Queue one end marker; if the queue is full, unqueue rows (to release) to make room."""
+    def _drain(self) -> list[int]:
+        """Unqueue every claimed row not yet taken by a worker."""
+        ids = []
         while True:
             try:
-                self.queue.put(_DONE, timeout=0.05)
-                return
-            except queue.Full:
-                if not self.halted():
-                    continue
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    continue
-                if isinstance(item, Claimed):
-                    leftover.append(item.delivery_id)
-                else:
-                    self.queue.put(item)
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return ids
+            if isinstance(item, Claimed):
+                ids.append(item.delivery_id)
 
     # -- workers --------------------------------------------------------------------------
     def work(self) -> None:

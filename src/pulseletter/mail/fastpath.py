@@ -38,6 +38,12 @@ SOFT_BREAK = b"=\r\n"
 # str.splitlines() breaks on these too; EmailMessage.set_content turns them into line breaks.
 _LINE_BREAKS = re.compile("[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _ATEXT_SAFE = re.compile(r"[ -~]*")  # printable ASCII
+# A value made only of these needs no escaping in either part, and no QP encoding (no '=',
+# no markup, no braces, no '%', no leading dot, no trailing space, one QP line): the usual
+# URL or plain name skips the escapers. The same output as the general path, cheaper.
+_INERT = r"!#$()*+,\-./0-9:;?@A-Z\[\]^_`a-z|~"
+_INERT_FIRST = r"!#$()*+,\-/0-9:;?@A-Z\[\]^_`a-z|~"  # a leading dot would need =2E
+_SAFE_VALUE = re.compile(rf"[{_INERT_FIRST}](?:[ {_INERT}]{{0,73}}[{_INERT}])?")
 
 
 Piece = bytes | str  # bytes: encoded static text; str: the name of a field to splice in
@@ -171,6 +177,15 @@ class MessageTemplate:
         # the CRLF before a boundary belongs to the boundary, not to the part's content
         self._html_open = f"\r\n--{self.boundary}\r\n{part.format('html')}\r\n\r\n".encode()
         self._close = f"\r\n--{self.boundary}--\r\n".encode()
+        self._last_date: tuple[datetime | None, str] = (None, "")
+
+    def _date(self, date: datetime) -> str:
+        """The Date header value, formatted once per second (it has whole seconds only)."""
+        key = date.replace(microsecond=0)
+        cached = self._last_date
+        if cached[0] != key:
+            cached = self._last_date = (key, format_datetime(date))
+        return cached[1]
 
     def render(
         self,
@@ -186,13 +201,19 @@ class MessageTemplate:
         address, _ = wire_address(to_address)
         unsub = list_unsubscribe(unsubscribe_url, self.headers.unsubscribe_mailto)
         # the same escaping as compose.render.personalise, so both paths give the same parts
-        text_values = {k: _qp(escape_text(clean_value(v))) for k, v in values.items()}
-        html_values = {k: _qp(str(escape_html(clean_value(v)))) for k, v in values.items()}
+        text_values: dict[str, bytes] = {}
+        html_values: dict[str, bytes] = {}
+        for k, v in values.items():
+            if _SAFE_VALUE.fullmatch(v):
+                text_values[k] = html_values[k] = v.encode("ascii") + SOFT_BREAK
+            else:
+                text_values[k] = _qp(escape_text(clean_value(v)))
+                html_values[k] = _qp(str(escape_html(clean_value(v))))
         out = [
             self._from,
             format_to(clean_value(to_name).strip(), address),
             self._after_to,
-            f"Date: {format_datetime(date)}\r\nMessage-ID: {message_id}\r\n".encode(),
+            f"Date: {self._date(date)}\r\nMessage-ID: {message_id}\r\n".encode(),
             self._list_id,
             _unsubscribe_header(unsub),
             self._after_unsub,

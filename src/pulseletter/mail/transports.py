@@ -223,33 +223,33 @@ class SmtpTransport:
         stage = "mail"
         try:
             if conn.has_extn("pipelining"):
-                conn.send(mail + to + b"DATA\r\n")
+                _write(conn, mail + to + b"DATA\r\n")
                 mail_reply = self._reply(conn, "mail")
                 rcpt_reply = self._reply(conn, "rcpt")
                 data_reply = self._reply(conn, "data")
                 failed = next((r for r in (mail_reply, rcpt_reply) if r.code >= 300), None)
                 if failed is not None:
                     if data_reply.code == 354:  # a lenient server: end the empty DATA
-                        conn.send(b".\r\n")
-                        conn.getreply()
+                        _write(conn, b".\r\n")
+                        _read_reply(conn)
                     return self._after_failure(conn, failed)
             else:
-                conn.send(mail)
+                _write(conn, mail)
                 mail_reply = self._reply(conn, "mail")
                 if mail_reply.code >= 300:
                     return self._after_failure(conn, mail_reply)
                 stage = "rcpt"
-                conn.send(to)
+                _write(conn, to)
                 rcpt_reply = self._reply(conn, "rcpt")
                 if rcpt_reply.code >= 300:
                     return self._after_failure(conn, rcpt_reply)
                 stage = "data"
-                conn.send(b"DATA\r\n")
+                _write(conn, b"DATA\r\n")
                 data_reply = self._reply(conn, "data")
             stage = "data"
             if data_reply.code != 354:
                 return self._after_failure(conn, data_reply)
-            conn.send(dot_stuff(data) + b".\r\n")
+            _write(conn, dot_stuff(data) + b".\r\n")
             stage = "after-data"
             if conn.sock is not None:
                 conn.sock.settimeout(self.data_timeout)
@@ -266,7 +266,7 @@ class SmtpTransport:
 
     @staticmethod
     def _reply(conn: smtplib.SMTP, stage: str) -> Reply:
-        code, text = conn.getreply()
+        code, text = _read_reply(conn)
         return Reply(code, _text(text), stage)
 
     def _after_failure(self, conn: smtplib.SMTP, reply: Reply) -> Reply:
@@ -292,6 +292,44 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 self._conn.close()
             self._conn = None
+
+
+# The per-message conversation skips smtplib's send() and getreply() (debug hooks, a Python
+# loop per line): smtplib still opens, secures and authenticates the connection, and these
+# two speak the same bytes on the socket and the buffered reader it set up.
+def _write(conn: smtplib.SMTP, data: bytes) -> None:
+    if conn.sock is None:
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
+    conn.sock.sendall(data)
+
+
+def _read_reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
+    """One (possibly multi-line) reply, as ``smtplib.SMTP.getreply`` returns it."""
+    if conn.file is None:
+        if conn.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        conn.file = conn.sock.makefile("rb")
+    lines = []
+    while True:
+        try:
+            line = conn.file.readline(smtplib._MAXLINE + 1)
+        except OSError as exc:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
+        if not line:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if len(line) > smtplib._MAXLINE:
+            conn.close()
+            raise smtplib.SMTPResponseException(500, "Line too long.")
+        lines.append(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            break
+    try:
+        code = int(line[:3])
+    except ValueError:
+        code = -1
+    return code, b"\n".join(lines)
 
 
 def _text(value: bytes | str) -> str:
