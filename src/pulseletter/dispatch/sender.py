@@ -1,10 +1,12 @@
 """Work through an issue's ledger with N SMTP connections, each reused for up to M messages.
 
-The feeder (the calling thread) claims batches of due rows and queues them; each worker owns
-one connection on a relay of the pool and, per message: takes rate tokens, marks the row
-``sending`` (one short commit, together with the previous result), builds the bytes, talks SMTP
-and commits the result before it waits for anything else. No transaction spans an SMTP call,
-and at most one message per connection is ever in flight, so a crash can leave at most N
+One thread drives all N connections (no worker threads, so no GIL hand-offs and no locks on
+the send path). Each loop pass: claims rows when the queue runs low, commits in ONE
+transaction every result learnt in the previous pass together with the start (``sending``,
+Message-ID) of the next message on each free connection, then writes to the relays and
+waits on all their sockets with a selector until one answers. No transaction spans an SMTP
+call; a connection never starts a message before the result of its previous one is
+committed; at most one message per connection is in flight, so a crash can leave at most N
 uncertain rows.
 
 The sender knows nothing about subscribers or templates: ``build`` turns a claimed row and
@@ -13,11 +15,14 @@ its Message-ID into message bytes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import queue
 import secrets
+import selectors
 import threading
-from collections.abc import Callable
+import time
+from collections import deque
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,9 +31,9 @@ from pulseletter.dispatch import ledger
 from pulseletter.dispatch.ledger import Claimed, Result
 from pulseletter.dispatch.policy import Breaker, backoff, classify
 from pulseletter.dispatch.pool import Relay, RelayPool
-from pulseletter.dispatch.ratelimit import RateLimit, acquire, try_acquire
+from pulseletter.dispatch.ratelimit import RateLimit, try_acquire
 from pulseletter.mail.message import wire_address
-from pulseletter.mail.transports import Reply, Transport
+from pulseletter.mail.transports import Reply, Transport, Wait
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +82,24 @@ class SendReport:
         return self.sent + self.deferred + self.bounced + self.failed + self.unknown
 
 
-_DONE = object()
+@dataclass
+class _Slot:
+    """One connection of the loop, and the message (if any) in flight on it."""
+
+    relay: Relay | None = None
+    transport: Transport | None = None
+    row: Claimed | None = None
+    steps: Generator[Wait, None, Reply] | None = None
+    wait: Wait | None = None
+    deadline: float = 0.0
 
 
 class _Engine:
+    """One thread drives every connection: each pass commits every result known so far
+    together with the start of the next messages (one transaction), then talks SMTP on all
+    connections at once, waiting on their sockets with a selector. A connection never starts
+    a message before the pass that records its previous result has been committed."""
+
     def __init__(
         self,
         db: Database,
@@ -105,196 +124,190 @@ class _Engine:
         self.progress = progress
         self.owner = f"{ledger.owner_id()}:{secrets.token_hex(3)}"
         self.report = report if report is not None else SendReport()
-        # unbounded and lock-light; the feeder keeps it at most one batch long
-        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.busy = 0
-        self._busy_lock = threading.Lock()
-        self._halt = threading.Event()  # paused or cancelled from elsewhere, or a sender broke
-        self.error: BaseException | None = None
-        self.ledger = ledger.GroupCommit(
-            db, clock, self.owner, config.lease, config.bounce_limit
-        )  # every sender's writes, committed together when they arrive together
+        self.queue: deque[Claimed] = deque()
+        self._halt = False  # paused or cancelled from elsewhere
+        self.slots = [_Slot() for _ in range(max(config.connections, 1))]
+        self.finished: list[Result] = []  # known, not yet committed: committed this pass
+        self.selector = selectors.DefaultSelector()
+        self.fast: ledger.FastStep | None = None
 
     def halted(self) -> bool:
-        return self.stop.is_set() or self.breaker.opened.is_set() or self._halt.is_set()
+        return self.stop.is_set() or self.breaker.opened.is_set() or self._halt
 
-    # -- feeder ---------------------------------------------------------------------------
     def run(self) -> SendReport:
         self.report.recovered = ledger.recover(self.db, self.issue_id, self.clock())
-        workers = [
-            threading.Thread(target=self.work, name=f"pulseletter-send-{n}", daemon=True)
-            for n in range(self.config.connections)
-        ]
-        for w in workers:
-            w.start()
         leftover: list[int] = []
         try:
-            self.feed()
+            self.loop()
         finally:
-            leftover.extend(self._drain())  # claimed, never started: back to the queue
-            for _ in workers:
-                self.queue.put(_DONE)
-            for w in workers:
-                w.join()
-            self.ledger.close()
-            leftover.extend(self._drain())
+            leftover.extend(row.delivery_id for row in self.queue)
+            self.queue.clear()
+            for slot in self.slots:
+                if slot.transport is not None:
+                    slot.transport.close()
+                if slot.relay is not None:
+                    self.pool.release(slot.relay)
+            self.selector.close()
+            if self.fast is not None:
+                self.fast.close()
             ledger.release(self.db, leftover, self.clock())
         self.report.paused_reason = self.breaker.reason
-        if self.error is not None:
-            raise self.error  # e.g. the database went away: in-flight rows stay "sending"
         return self.report
 
-    def feed(self) -> None:
-        """Keep between half a batch and a batch of claimed rows queued for the workers."""
+    def in_flight(self) -> bool:
+        return any(slot.steps is not None for slot in self.slots)
+
+    def loop(self) -> None:
         idle_checks = 0
         batch = max(self.config.batch, 1)
-        while not self.halted():
-            waiting = self.queue.qsize()
-            if waiting > batch // 2:
-                self.stop.wait(0.002)
-                continue
-            if ledger.issue_state(self.db, self.issue_id) != "sending":
-                self._halt.set()  # paused or cancelled from elsewhere: finish what is in flight
-                return
-            rows = ledger.claim(
-                self.db,
-                self.issue_id,
-                self.owner,
-                self.clock(),
-                limit=batch - waiting,
-                lease=self.config.lease,
-            )
-            if not rows:
-                # rows handed back by a worker can reappear: stop only when all is quiet
-                if self.queue.empty() and self.busy == 0:
-                    idle_checks += 1
-                    if idle_checks >= 2:
-                        return
-                self.stop.wait(0.02)
-                continue
-            idle_checks = 0
-            for row in rows:
-                self.queue.put(row)
-
-    def _drain(self) -> list[int]:
-        """Unqueue every claimed row not yet taken by a worker."""
-        ids = []
         while True:
-            try:
-                item = self.queue.get_nowait()
-            except queue.Empty:
-                return ids
-            if isinstance(item, Claimed):
-                ids.append(item.delivery_id)
-
-    # -- workers --------------------------------------------------------------------------
-    def work(self) -> None:
-        try:
-            self._work()
-        except BaseException as exc:  # stop everyone; run() re-raises it in the caller
-            self.error = self.error or exc
-            self._halt.set()
-            log.exception("a sender thread failed")
-
-    def _work(self) -> None:
-        relay: Relay | None = None
-        transport: Transport | None = None
-        # A result not yet committed. It never waits for anything: it is committed together
-        # with the start of the next message when that can begin at once, else on its own.
-        pending: Result | None = None
-        try:
-            while True:
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    pending = self._commit(pending)
-                    item = self.queue.get()
-                if item is _DONE or not isinstance(item, Claimed):
-                    break
-                with self._busy_lock:
-                    self.busy += 1
-                try:
-                    if self.halted():
-                        pending = self._commit(pending)
-                        ledger.release(self.db, [item.delivery_id], self.clock())
+            starts: list[tuple[_Slot, Claimed, str]] = []
+            retry_soon = False
+            if not self.halted():
+                if len(self.queue) <= batch // 2 and not self._refill(batch):
+                    if not self.queue and not self.in_flight() and not self.finished:
+                        idle_checks += 1  # rows handed back can reappear: stop when quiet
+                        if idle_checks >= 2:
+                            return
+                        self.stop.wait(0.02)
                         continue
-                    if transport is not None and self._used_up(transport):
-                        transport.close()
-                        transport = None
-                    if relay is None or transport is None:
-                        pending = self._commit(pending)
-                        if relay is not None:
-                            self.pool.release(relay)
-                        relay = self._relay()
-                        if relay is None:
-                            ledger.release(self.db, [item.delivery_id], self.clock())
-                            continue
-                        transport = relay.factory()
-                    limits = [self.global_limit, relay.limit]
-                    if not try_acquire(limits):
-                        pending = self._commit(pending)
-                        if not acquire(limits, self.halted):
-                            ledger.release(self.db, [item.delivery_id], self.clock())
-                            continue
-                    pending = self.attempt(item, relay, transport, pending)
-                finally:
-                    with self._busy_lock:
-                        self.busy -= 1
-        finally:
-            self._commit(pending)
-            if transport is not None:
-                transport.close()
-            if relay is not None:
-                self.pool.release(relay)
+                else:
+                    idle_checks = 0
+                for slot in self.slots:
+                    if slot.steps is not None or not self.queue:
+                        continue
+                    if not self._ready(slot):
+                        retry_soon = True
+                        continue
+                    row = self.queue.popleft()
+                    starts.append((slot, row, row.message_id or self.new_message_id()))
+            elif not self.in_flight() and not self.finished:
+                return
+            self._commit_and_start(starts)
+            if not self.in_flight():
+                if retry_soon:
+                    self.stop.wait(0.01)
+                continue
+            self._wait(0.01 if retry_soon else 1.0)
 
-    def _commit(self, result: Result | None) -> None:
-        if result is not None:
-            self.ledger(
-                self.clock(),
-                owner=self.owner,
-                lease=self.config.lease,
-                finished=result,
-                bounce_limit=self.config.bounce_limit,
-            )
-            if self.progress is not None:
-                self.progress("tick")
-        return None
+    def _refill(self, batch: int) -> bool:
+        if ledger.issue_state(self.db, self.issue_id) != "sending":
+            self._halt = True  # paused or cancelled from elsewhere: finish what is in flight
+            return True
+        rows = ledger.claim(
+            self.db,
+            self.issue_id,
+            self.owner,
+            self.clock(),
+            limit=batch - len(self.queue),
+            lease=self.config.lease,
+        )
+        self.queue.extend(rows)
+        return bool(rows)
+
+    def _ready(self, slot: _Slot) -> bool:
+        """Give the slot an open relay and rate tokens for one message; False: not now."""
+        if slot.transport is not None and self._used_up(slot.transport):
+            slot.transport.close()
+            slot.transport = None
+        if slot.relay is None or slot.transport is None:
+            if slot.relay is not None:
+                self.pool.release(slot.relay)
+            slot.relay = self.pool.acquire()
+            if slot.relay is None:
+                return False
+            slot.transport = slot.relay.factory()
+        return try_acquire([self.global_limit, slot.relay.limit])
 
     def _used_up(self, transport: Transport) -> bool:
         used = getattr(transport, "messages", 0)
         return bool(used) and used >= self.config.messages_per_connection
 
-    def _relay(self) -> Relay | None:
-        while not self.halted():
-            relay = self.pool.acquire()
-            if relay is not None:
-                return relay
-            self.stop.wait(0.05)
-        return None
+    def _commit_and_start(self, starts: list[tuple[_Slot, Claimed, str]]) -> None:
+        """One transaction: every result known so far, and the start of these messages."""
+        if not starts and not self.finished:
+            return
+        if self.fast is None:
+            self.fast = ledger.FastStep(self.db)
+        items: list[tuple[Result | None, Claimed | None, str]] = [
+            (result, None, "") for result in self.finished
+        ]
+        items += [(None, row, message_id) for _, row, message_id in starts]
+        done = len(self.finished)
+        try:
+            outcome = self.fast.many(
+                self.clock(), items, self.owner, self.config.lease, self.config.bounce_limit
+            )
+        except BaseException:
+            for _slot, row, _ in starts:
+                self.queue.appendleft(row)  # never started: released by run()
+            raise
+        self.finished = []
+        if self.progress is not None:
+            for _ in range(done):
+                self.progress("tick")
+        for (slot, row, message_id), go in zip(starts, outcome[done:], strict=True):
+            if not go:
+                self.report.add("skipped", None)
+                continue
+            self._begin(slot, row, message_id)
 
-    def attempt(
-        self, row: Claimed, relay: Relay, transport: Transport, previous: Result | None
-    ) -> Result | None:
-        """Commit ``previous`` and mark this row in flight (one transaction), send it, and
-        return its result, to be committed next (None: skipped)."""
-        message_id = row.message_id or self.new_message_id()
-        go = self.ledger(
-            self.clock(),
-            owner=self.owner,
-            lease=self.config.lease,
-            finished=previous,
-            start=row,
-            message_id=message_id,
-            bounce_limit=self.config.bounce_limit,
-        )
-        if previous is not None and self.progress is not None:
-            self.progress("tick")
-        if not go:
-            self.report.add("skipped", None)
-            return None
+    def _begin(self, slot: _Slot, row: Claimed, message_id: str) -> None:
+        assert slot.transport is not None
         rcpt, smtputf8 = wire_address(row.email)
         data = self.build(row, message_id)
-        reply = transport.send(self.mail_from, rcpt, data, smtputf8=smtputf8)
+        slot.row = row
+        steps = getattr(slot.transport, "steps", None)
+        if steps is None:  # a transport that answers at once (file, memory)
+            reply = slot.transport.send(self.mail_from, rcpt, data, smtputf8=smtputf8)
+            self._finish(slot, reply)
+            return
+        slot.steps = steps(self.mail_from, rcpt, data, smtputf8=smtputf8)
+        self._advance(slot, None)
+
+    def _advance(self, slot: _Slot, error: BaseException | None) -> None:
+        """Run the slot's exchange until it waits for the relay again, or ends."""
+        assert slot.steps is not None
+        try:
+            wait = slot.steps.send(None) if error is None else slot.steps.throw(error)
+        except StopIteration as done:
+            slot.steps = None
+            self._unwatch(slot)
+            self._finish(slot, done.value)
+            return
+        if wait.sock is None:  # nothing to wait on: read on at once (it will fail fast)
+            self._advance(slot, None)
+            return
+        if slot.wait is None or slot.wait.sock is not wait.sock:
+            self._unwatch(slot)
+            self.selector.register(wait.sock, selectors.EVENT_READ, slot)
+        slot.wait = wait
+        slot.deadline = time.monotonic() + wait.seconds
+
+    def _unwatch(self, slot: _Slot) -> None:
+        if slot.wait is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.selector.unregister(slot.wait.sock)  # type: ignore[arg-type]
+            slot.wait = None
+
+    def _wait(self, longest: float) -> None:
+        now = time.monotonic()
+        waiting = [slot for slot in self.slots if slot.steps is not None]
+        soonest = min(slot.deadline for slot in waiting)
+        for key, _ in self.selector.select(max(0.0, min(longest, soonest - now))):
+            slot = key.data
+            if slot.steps is not None:
+                self._advance(slot, None)
+        now = time.monotonic()
+        for slot in waiting:
+            if slot.steps is not None and slot.deadline <= now:
+                self._advance(slot, TimeoutError("timed out waiting for the relay"))
+
+    def _finish(self, slot: _Slot, reply: Reply) -> None:
+        """Classify a reply; the result is committed at the start of the next pass."""
+        row, relay = slot.row, slot.relay
+        assert row is not None and relay is not None
+        slot.row = None
         verdict = classify(reply)
         self.breaker.observe(reply, verdict, relay.name)
         if verdict.throttle:
@@ -311,17 +324,19 @@ class _Engine:
         if status == "queued":  # not the recipient's fault: back to the queue, attempt refunded
             retry_at = self.clock()
         self.report.add(status, reply)
-        return Result(
-            row.delivery_id,
-            row.subscriber_id,
-            status,
-            code=reply.code,
-            text=reply.text,
-            relay=relay.name,
-            next_attempt_at=retry_at,
-            uncertain=verdict.uncertain or row.uncertain,
-            hard_bounce=status == "bounced",
-            refund_attempt=status == "queued",
+        self.finished.append(
+            Result(
+                row.delivery_id,
+                row.subscriber_id,
+                status,
+                code=reply.code,
+                text=reply.text,
+                relay=relay.name,
+                next_attempt_at=retry_at,
+                uncertain=verdict.uncertain or row.uncertain,
+                hard_bounce=status == "bounced",
+                refund_attempt=status == "queued",
+            )
         )
 
 

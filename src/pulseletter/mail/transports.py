@@ -9,8 +9,10 @@ the sender classifies results by SMTP code and stage, never by exception type (s
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 import threading
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -32,6 +34,14 @@ class Reply:
     @property
     def ok(self) -> bool:
         return 200 <= self.code < 300
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A paused SMTP exchange: waiting for ``sock`` to become readable, at most ``seconds``."""
+
+    sock: socket.socket | None
+    seconds: float
 
 
 class Transport(Protocol):
@@ -207,6 +217,23 @@ class SmtpTransport:
         return Reply(250, "connected", "connect")
 
     def send(self, mail_from: str, rcpt: str, data: bytes, *, smtputf8: bool = False) -> Reply:
+        steps = self.steps(mail_from, rcpt, data, smtputf8=smtputf8)
+        try:
+            while True:
+                next(steps)  # blocking: just read on; the socket's own timeout applies
+        except StopIteration as done:
+            reply: Reply = done.value
+            return reply
+
+    def steps(
+        self, mail_from: str, rcpt: str, data: bytes, *, smtputf8: bool = False
+    ) -> Generator[Wait, None, Reply]:
+        """``send`` as a generator that pauses wherever it would wait for the relay.
+
+        Each pause yields ``Wait(socket, seconds)``: resume when the socket is readable, or
+        throw ``TimeoutError`` in after ``seconds`` (it ends as a no-reply at that stage).
+        This lets one thread drive many connections (``dispatch.sender``); ``send`` simply
+        resumes at once and lets the blocking read wait."""
         opened = self.connect()
         if not opened.ok:
             return opened
@@ -224,6 +251,7 @@ class SmtpTransport:
         try:
             if conn.has_extn("pipelining"):
                 _write(conn, mail + to + b"DATA\r\n")
+                yield Wait(conn.sock, self.timeout)
                 mail_reply = self._reply(conn, "mail")
                 rcpt_reply = self._reply(conn, "rcpt")
                 data_reply = self._reply(conn, "data")
@@ -235,22 +263,26 @@ class SmtpTransport:
                     return self._after_failure(conn, failed)
             else:
                 _write(conn, mail)
+                yield Wait(conn.sock, self.timeout)
                 mail_reply = self._reply(conn, "mail")
                 if mail_reply.code >= 300:
                     return self._after_failure(conn, mail_reply)
                 stage = "rcpt"
                 _write(conn, to)
+                yield Wait(conn.sock, self.timeout)
                 rcpt_reply = self._reply(conn, "rcpt")
                 if rcpt_reply.code >= 300:
                     return self._after_failure(conn, rcpt_reply)
                 stage = "data"
                 _write(conn, b"DATA\r\n")
+                yield Wait(conn.sock, self.timeout)
                 data_reply = self._reply(conn, "data")
             stage = "data"
             if data_reply.code != 354:
                 return self._after_failure(conn, data_reply)
             _write(conn, dot_stuff(data) + b".\r\n")
             stage = "after-data"
+            yield Wait(conn.sock, self.data_timeout)
             if conn.sock is not None:
                 conn.sock.settimeout(self.data_timeout)
             final = self._reply(conn, "data")
