@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import re
 import socket
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -562,7 +560,7 @@ class FastStep:
         lease: timedelta,
         bounce_limit: int = 0,
     ) -> list[bool | None]:
-        """Several ``step``s in one transaction (a group commit for concurrent senders)."""
+        """Several ``step``s in one transaction (one pass of the sender loop)."""
         work = []
         for finished, start, message_id in items:
             if finished is not None and finished.hard_bounce:
@@ -652,93 +650,3 @@ class FastStep:
             },
         )
         return bool(cur.rowcount == 1)
-
-
-class GroupCommit:
-    """The ledger writes of all senders, committed together when they arrive together.
-
-    No writer thread: a sender queues its request and, if no one is writing, becomes the
-    writer and commits every queued request in one transaction (its own included); a sender
-    that finds someone writing waits on its own lock, released when its request is committed.
-    With one connection this is a plain commit in the caller's thread, with no hand-off.
-    Nothing is held back: requests are committed as soon as a writer is free, and a sender
-    never talks SMTP before its row is committed as ``sending``, so a crash still leaves at
-    most one uncertain row per connection."""
-
-    def __init__(
-        self,
-        db: Database,
-        clock: Any,
-        owner: str,
-        lease: timedelta,
-        bounce_limit: int,
-        max_batch: int = 64,
-    ) -> None:
-        self.db, self.clock, self.owner, self.lease = db, clock, owner, lease
-        self.bounce_limit, self.max_batch = bounce_limit, max_batch
-        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer = threading.Lock()  # held by the sender doing the writing
-        self._fast: FastStep | None = None
-        self._local = threading.local()  # one reusable "done" lock per sender thread
-
-    def __call__(
-        self,
-        now: datetime,
-        *,
-        finished: Result | None = None,
-        start: Claimed | None = None,
-        message_id: str = "",
-        **_: Any,
-    ) -> bool | None:
-        # A plain lock, held until a writer releases it, is far cheaper to wait on than a
-        # fresh Event (a Condition and two locks) per message.
-        done = getattr(self._local, "done", None)
-        if done is None:
-            done = self._local.done = threading.Lock()
-            done.acquire()
-        request: list[Any] = [(finished, start, message_id), None, None, done]
-        self._requests.put(request)
-        # Whoever releases the writer lock looks at the queue again afterwards, so a request
-        # queued while someone else was writing is never left behind.
-        while self._writer.acquire(blocking=False):
-            try:
-                self._write_all()
-            finally:
-                self._writer.release()
-            if self._requests.empty():
-                break
-        done.acquire()
-        if request[2] is not None:
-            raise request[2]
-        return request[1]
-
-    def _write_all(self) -> None:
-        """Commit queued requests, in batches of ``max_batch``, until none is left."""
-        if self._fast is None:
-            self._fast = FastStep(self.db)
-        while True:
-            batch = []
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._requests.get_nowait())
-                except queue.Empty:
-                    break
-            if not batch:
-                return
-            try:
-                results = self._fast.many(
-                    self.clock(), [r[0] for r in batch], self.owner, self.lease, self.bounce_limit
-                )
-                for request, result in zip(batch, results, strict=True):
-                    request[1] = result
-            except BaseException as exc:  # hand the error to every waiting sender
-                for request in batch:
-                    request[2] = exc
-            for request in batch:
-                request[3].release()
-
-    def close(self) -> None:
-        with self._writer:
-            if self._fast is not None:
-                self._fast.close()
-                self._fast = None
