@@ -538,20 +538,6 @@ class FastStep:
     def close(self) -> None:
         self.conn.close()
 
-    def __call__(
-        self,
-        now: datetime,
-        *,
-        owner: str,
-        lease: timedelta,
-        finished: Result | None = None,
-        start: Claimed | None = None,
-        message_id: str = "",
-        bounce_limit: int = 0,
-    ) -> bool | None:
-        """Exactly ``step``, on this connection."""
-        return self.many(now, [(finished, start, message_id)], owner, lease, bounce_limit)[0]
-
     def many(
         self,
         now: datetime,
