@@ -73,13 +73,11 @@ class Service:
             log.error("cannot renew the scheduler lease: %s", exc, extra={"event": "lease.error"})
             if self.weekly is not None and self.app.clock() >= self._held_until:
                 # a standby may take over once it expires: never two schedulers
-                log.error(
+                self._stop_scheduling(
                     "the scheduler lease expired while the database was unreachable; "
                     "stopping this scheduler",
-                    extra={"event": "lease.expired"},
+                    event="lease.expired",
                 )
-                self.weekly.stop_gracefully(self.app.settings.schedule.shutdown_timeout)
-                self.weekly = None
             return self.weekly is not None
         if current.mine:
             self._held_until = current.expires_at
@@ -94,13 +92,11 @@ class Service:
                 self.weekly.start()
             return True
         if self.weekly is not None:
-            log.error(
-                "lost the scheduler lease to %s; stopping this scheduler",
-                current.holder,
-                extra={"event": "lease.lost", "holder": current.holder},
+            self._stop_scheduling(
+                f"lost the scheduler lease to {current.holder}; stopping this scheduler",
+                event="lease.lost",
+                holder=current.holder,
             )
-            self.weekly.stop_gracefully(self.app.settings.schedule.shutdown_timeout)
-            self.weekly = None
         if self._standby_for != current.holder:
             log.warning(
                 "another instance holds the scheduler lease: %s (until %s); this one does not "
@@ -111,6 +107,14 @@ class Service:
             )
             self._standby_for = current.holder
         return False
+
+    def _stop_scheduling(self, message: str, *, event: str, holder: str = "") -> None:
+        """Stop this process's scheduler (the lease is gone or going) and say why."""
+        extra = {"event": event, **({"holder": holder} if holder else {})}
+        log.error(message, extra=extra)
+        assert self.weekly is not None
+        self.weekly.stop_gracefully(self.app.settings.schedule.shutdown_timeout)
+        self.weekly = None
 
     def _keep_lease(self) -> None:
         interval = self.ttl.total_seconds() / 3

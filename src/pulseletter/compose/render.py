@@ -146,18 +146,12 @@ def _environment(
 
 def wrap_text(value: str, width: int = TEXT_WIDTH - 2, indent: str = "") -> str:
     """Fill one paragraph; words (and URLs) are never broken, so a long URL stays whole."""
-    return textwrap.fill(
-        " ".join(str(value).split()),
-        width=width,
-        initial_indent=indent,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    return paragraph(value, prefix=indent, indent=indent, width=width)
 
 
 def paragraph(value: str, prefix: str = "", indent: str = "", width: int = TEXT_WIDTH) -> str:
-    """``prefix`` + text, filled to ``width`` with a hanging ``indent``."""
+    """``prefix`` + text, filled to ``width`` with a hanging ``indent``; words (and URLs) are
+    never broken."""
     return textwrap.fill(
         " ".join(str(value).split()),
         width=width,
